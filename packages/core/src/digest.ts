@@ -1,0 +1,134 @@
+import { createHash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { DigestMismatchError, InvalidDigestError, SizeMismatchError } from './errors.js';
+
+/** A content digest, `algorithm:hex`, e.g. `sha256:3f5a…`. Validate untrusted input with {@link parseDigest}. */
+export type Digest = `${string}:${string}`;
+
+/** The digest algorithms img computes and verifies. */
+export type DigestAlgorithm = 'sha256' | 'sha512';
+
+const hexLength: Record<DigestAlgorithm, number> = { sha256: 64, sha512: 128 };
+
+/** The algorithm img uses when it computes a new digest. */
+export const canonicalAlgorithm: DigestAlgorithm = 'sha256';
+
+/** Validates `text` as a digest of a supported algorithm and returns it typed. */
+export function parseDigest(text: string): Digest {
+  const colon = text.indexOf(':');
+  if (colon <= 0) throw new InvalidDigestError(text, 'expected "algorithm:hex"');
+  const algorithm = text.slice(0, colon);
+  const hex = text.slice(colon + 1);
+  if (!isDigestAlgorithm(algorithm)) throw new InvalidDigestError(text, `unsupported algorithm "${algorithm}"`);
+  if (hex.length !== hexLength[algorithm] || !/^[a-f0-9]+$/.test(hex)) {
+    throw new InvalidDigestError(text, `expected ${hexLength[algorithm]} lower-case hex digits for ${algorithm}`);
+  }
+  return text as Digest;
+}
+
+/** Whether `text` is a valid digest of a supported algorithm. */
+export function isDigest(text: string): text is Digest {
+  try {
+    parseDigest(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isDigestAlgorithm(name: string): name is DigestAlgorithm {
+  return name === 'sha256' || name === 'sha512';
+}
+
+/** The algorithm part of a digest. */
+export function digestAlgorithm(digest: Digest): DigestAlgorithm {
+  const algorithm = digest.slice(0, digest.indexOf(':'));
+  if (!isDigestAlgorithm(algorithm)) throw new InvalidDigestError(digest, `unsupported algorithm "${algorithm}"`);
+  return algorithm;
+}
+
+/** The hex part of a digest. */
+export function digestHex(digest: Digest): string {
+  return digest.slice(digest.indexOf(':') + 1);
+}
+
+/** The digest of bytes held in memory (manifests, configs). */
+export function computeDigest(bytes: Uint8Array | string, algorithm: DigestAlgorithm = canonicalAlgorithm): Digest {
+  return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+}
+
+/** Checks bytes held in memory against an expected digest, and throws DigestMismatchError if they differ. */
+export function verifyBytes(bytes: Uint8Array, expected: Digest, what = 'blob'): void {
+  const actual = computeDigest(bytes, digestAlgorithm(expected));
+  if (actual !== expected) throw new DigestMismatchError(expected, actual, what);
+}
+
+/** What a {@link DigestingStream} is to check. */
+export interface DigestingStreamOptions {
+  /** When set, the stream fails at its end unless the bytes have this digest. */
+  expectedDigest?: Digest | undefined;
+  /** When set (and not -1), the stream fails at its end, or as soon as it is exceeded, unless exactly this many bytes passed. */
+  expectedSize?: number | undefined;
+  /** The algorithm to compute when no digest is expected. */
+  algorithm?: DigestAlgorithm;
+  /** What the bytes are, for error messages. */
+  what?: string;
+}
+
+/**
+ * A pass-through stream that hashes and counts what flows through it. With an expected digest or
+ * size it fails in its flush step, before the consumer sees the end, so a destination never
+ * commits unverified bytes (containers/image's digesting reader).
+ */
+export class DigestingStream extends Transform {
+  readonly algorithm: DigestAlgorithm;
+  private readonly hash;
+  private readonly expectedDigest: Digest | undefined;
+  private readonly expectedSize: number | undefined;
+  private readonly what: string;
+  private count = 0;
+  private result: Digest | undefined;
+
+  constructor(options: DigestingStreamOptions = {}) {
+    super();
+    this.expectedDigest = options.expectedDigest;
+    this.expectedSize = options.expectedSize === -1 ? undefined : options.expectedSize;
+    this.algorithm = options.expectedDigest ? digestAlgorithm(options.expectedDigest) : (options.algorithm ?? canonicalAlgorithm);
+    this.hash = createHash(this.algorithm);
+    this.what = options.what ?? 'blob';
+  }
+
+  /** The number of bytes seen so far. */
+  get bytes(): number {
+    return this.count;
+  }
+
+  /** The digest of all the bytes; available once the stream has ended. */
+  get digest(): Digest {
+    if (!this.result) throw new Error('DigestingStream: digest read before the end of the stream');
+    return this.result;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.count += chunk.length;
+    if (this.expectedSize !== undefined && this.count > this.expectedSize) {
+      callback(new SizeMismatchError(this.expectedDigest ?? 'stream', this.expectedSize, this.count));
+      return;
+    }
+    this.hash.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.result = `${this.algorithm}:${this.hash.digest('hex')}`;
+    if (this.expectedSize !== undefined && this.count !== this.expectedSize) {
+      callback(new SizeMismatchError(this.expectedDigest ?? this.result, this.expectedSize, this.count));
+      return;
+    }
+    if (this.expectedDigest !== undefined && this.result !== this.expectedDigest) {
+      callback(new DigestMismatchError(this.expectedDigest, this.result, this.what));
+      return;
+    }
+    callback();
+  }
+}

@@ -1,0 +1,61 @@
+export type { BlobInfoCache, BlobLocation, BlobReuseCandidate, CompressionName } from './blob-info-cache.js';
+export { noCache } from './blob-info-cache.js';
+export type { CopyOptions, CopyResult, ImageListSelection, PolicyChecker } from './copy/copy.js';
+export { copyImage } from './copy/copy.js';
+export type { BlobOutcome, CopyEvent } from './copy/events.js';
+export type { Digest, DigestAlgorithm, DigestingStreamOptions } from './digest.js';
+export {
+  canonicalAlgorithm,
+  computeDigest,
+  DigestingStream,
+  digestAlgorithm,
+  digestHex,
+  isDigest,
+  parseDigest,
+  verifyBytes,
+} from './digest.js';
+export {
+  AbortedError,
+  BlobUnknownError,
+  DigestMismatchError,
+  ImgError,
+  InvalidDigestError,
+  InvalidLayoutError,
+  InvalidManifestError,
+  InvalidPolicyError,
+  InvalidReferenceError,
+  ManifestConversionError,
+  ManifestTypeRejectedError,
+  ManifestUnknownError,
+  NoMatchingPlatformError,
+  NotSupportedError,
+  PolicyRejectedError,
+  SizeMismatchError,
+  TooLargeError,
+  TransportConflictError,
+  UnknownTransportError,
+  UnsupportedMediaTypeError,
+} from './errors.js';
+export * from './manifest/index.js';
+export * from './policy/index.js';
+export * from './reference/index.js';
+export { parseImageName, registerTransport, transports, unregisterTransport } from './transports.js';
+export type {
+  BlobInfo,
+  BlobStream,
+  GetBlobOptions,
+  ImageDestination,
+  ImageReference,
+  ImageSource,
+  LayerCompression,
+  ManifestPresence,
+  OperationOptions,
+  Platform,
+  PutBlobOptions,
+  RawManifest,
+  Signature,
+  SystemContext,
+  Transport,
+  TryReusingBlobOptions,
+} from './types.js';
+export { transportApiVersion } from './types.js';

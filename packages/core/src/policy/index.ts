@@ -1,0 +1,2 @@
+// STUB: policy.json parsing and evaluation.
+export {};

@@ -1,0 +1,2 @@
+export type { NamedReference } from './docker-reference.js';
+export { parseNormalizedNamed } from './docker-reference.js';
