@@ -59,3 +59,4 @@ export type {
   TryReusingBlobOptions,
 } from './types.js';
 export { transportApiVersion } from './types.js';
+export { copyBlobFile, tempPathFor, writeBlobFile } from './blob-file.js';

@@ -1,0 +1,73 @@
+import { constants, createReadStream, createWriteStream } from 'node:fs';
+import { copyFile, rename, rm } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DigestingStream } from './digest.js';
+import type { BlobInfo, OperationOptions } from './types.js';
+
+/** A temp name beside `path`, unique to this process and call, so that a crash leaves only a file a later run ignores. */
+export function tempPathFor(path: string): string {
+  return `${path}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`;
+}
+
+/**
+ * Writes a blob stream to `path` through a temp file: the bytes are verified against `info`
+ * (digest when set, size unless -1) while streaming, and the file is renamed into place only when
+ * they match; on any failure the temp file is removed and nothing is left at `path`.
+ * Returns the digest and size written.
+ */
+export async function writeBlobFile(
+  stream: Readable,
+  path: string,
+  info: Partial<BlobInfo>,
+  options: OperationOptions = {},
+): Promise<BlobInfo> {
+  const tmp = tempPathFor(path);
+  const digester = new DigestingStream({ expectedDigest: info.digest, expectedSize: info.size });
+  try {
+    await pipeline(stream, digester, createWriteStream(tmp, { flags: 'wx' }), { signal: options.signal });
+    await rename(tmp, path);
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw error;
+  }
+  return { digest: digester.digest, size: digester.bytes };
+}
+
+/**
+ * Copies a blob held in a regular file to `path`: the kernel copies (a reflink clone where the
+ * filesystem allows, else an in-kernel copy) while the source is hashed in parallel, so no byte goes
+ * through JavaScript buffers twice. The result is renamed into place only when the digest and size
+ * match `info`; on failure nothing is left at `path`.
+ */
+export async function copyBlobFile(
+  source: string,
+  path: string,
+  info: BlobInfo,
+  options: OperationOptions = {},
+): Promise<BlobInfo> {
+  const tmp = tempPathFor(path);
+  const digester = new DigestingStream({ expectedDigest: info.digest, expectedSize: info.size });
+  try {
+    // Both must settle before cleanup, or a copy still running could recreate the temp file.
+    const results = await Promise.allSettled([
+      copyFile(source, tmp, constants.COPYFILE_FICLONE),
+      pipeline(
+        createReadStream(source, { highWaterMark: 1 << 20 }),
+        digester,
+        async (chunks: AsyncIterable<Buffer>) => {
+          for await (const _ of chunks) {
+            // Drained: only the digest is wanted.
+          }
+        },
+        { signal: options.signal },
+      ),
+    ]);
+    for (const result of results) if (result.status === 'rejected') throw result.reason;
+    await rename(tmp, path);
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw error;
+  }
+  return { digest: digester.digest, size: digester.bytes };
+}
