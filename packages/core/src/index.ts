@@ -2,6 +2,7 @@ export type { BlobInfoCache, BlobLocation, BlobReuseCandidate, CompressionName }
 export { noCache } from './blob-info-cache.js';
 export type { CopyOptions, CopyResult, ImageListSelection, PolicyChecker } from './copy/copy.js';
 export { copyImage } from './copy/copy.js';
+export { wrapDestination, wrapSource } from './copy/wrap.js';
 export type { BlobOutcome, CopyEvent } from './copy/events.js';
 export type { Digest, DigestAlgorithm, DigestingStreamOptions } from './digest.js';
 export {
@@ -57,6 +58,7 @@ export type {
   SystemContext,
   Transport,
   TryReusingBlobOptions,
+  UploadInfo,
 } from './types.js';
 export { transportApiVersion } from './types.js';
 export { copyBlobFile, tempPathFor, writeBlobFile } from './blob-file.js';

@@ -48,6 +48,9 @@ export interface BlobInfo {
   urls?: string[];
 }
 
+/** What the copy engine tells putBlob about a stream: the digest is absent when the engine (re)compressed it. */
+export type UploadInfo = Omit<BlobInfo, 'digest'> & { digest?: Digest | undefined };
+
 /** A signature as a transport stores it. */
 export interface Signature {
   /** `simple-signing` for OpenPGP "atomic" signatures, `sigstore` for sigstore payloads. */
@@ -183,7 +186,7 @@ export interface ImageDestination {
    * size unless -1) while streaming and MUST fail and delete what it stored when the stream errors
    * or the digest does not match. Returns the digest and size stored.
    */
-  putBlob(stream: Readable, info: BlobInfo, options?: PutBlobOptions): Promise<BlobInfo>;
+  putBlob(stream: Readable, info: UploadInfo, options?: PutBlobOptions): Promise<BlobInfo>;
   /**
    * Optional: stores a blob from a regular file (see ImageSource.getBlobPath), by clone or copy of
    * file ranges where the filesystem allows. Same guarantees as putBlob: verified, nothing partial kept.

@@ -1,8 +1,41 @@
-// Signatures only; the engine is being written.
-import type { BlobInfoCache } from '../blob-info-cache.js';
-import type { Digest } from '../digest.js';
-import type { ImageReference, ImageSource, RawManifest, Signature, SystemContext } from '../types.js';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { createGunzip, createGzip } from 'node:zlib';
+import { type BlobInfoCache, type CompressionName, noCache } from '../blob-info-cache.js';
+import { computeDigest, type Digest, DigestingStream } from '../digest.js';
+import {
+  AbortedError,
+  DigestMismatchError,
+  ManifestConversionError,
+  ManifestTypeRejectedError,
+  NotSupportedError,
+} from '../errors.js';
+import {
+  chooseInstance,
+  convertManifest,
+  convertManifestList,
+  type ImageManifest,
+  layerCompression,
+  layerMediaType,
+  type ManifestList,
+  manifestDigest,
+  parseImageManifest,
+  parseManifestList,
+  schema1ToConfig,
+  updateLayerInfos,
+} from '../manifest/index.js';
+import { isManifestListMediaType, MediaTypes } from '../manifest/media-types.js';
+import type {
+  BlobInfo,
+  ImageDestination,
+  ImageReference,
+  ImageSource,
+  RawManifest,
+  Signature,
+  SystemContext,
+} from '../types.js';
+import { peekCompression, UncompressedDigester } from './compression.js';
 import type { CopyEvent } from './events.js';
+import { wrapDestination, wrapSource } from './wrap.js';
 
 /** Decides whether an image may be used; @img/core's PolicyContext implements it. */
 export interface PolicyChecker {
@@ -27,7 +60,7 @@ export interface CopyOptions {
   removeSignatures?: boolean;
   /** Fail rather than change the manifest (and so its digest). */
   preserveDigests?: boolean;
-  /** Extra signatures to add to what is written (made by a signer over the written manifest). */
+  /** Makers of extra signatures over the written manifest. */
   signers?: Array<(manifest: Uint8Array, manifestDigest: Digest) => Promise<Signature>>;
   /** How many blobs are copied at once; default 6. */
   concurrency?: number;
@@ -51,11 +84,612 @@ export interface CopyResult {
   blobsReused: number;
 }
 
-/** Copies an image from `srcRef` to `destRef`. */
+const defaultConcurrency = 6;
+const bytesEventInterval = 100;
+
+/**
+ * Copies an image from `srcRef` to `destRef`, moving only what the destination lacks: a destination
+ * that already holds the image is asked first and gets at most its missing signatures; otherwise each
+ * blob is offered for reuse before any byte is read. Every byte read is verified against its digest.
+ *
+ * @example
+ * const result = await copyImage(parseImageName('dir:/tmp/out'), parseImageName('oci:/tmp/layout:v1'), {
+ *   policy: new PolicyContext(insecureAcceptAnythingPolicy),
+ * });
+ */
 export async function copyImage(
-  _destRef: ImageReference,
-  _srcRef: ImageReference,
-  _options: CopyOptions,
+  destRef: ImageReference,
+  srcRef: ImageReference,
+  options: CopyOptions,
 ): Promise<CopyResult> {
-  throw new Error('not implemented');
+  const signal = options.signal;
+  signal?.throwIfAborted();
+  const dest = wrapDestination(await destRef.newImageDestination(options.destinationCtx ?? {}, { signal }));
+  try {
+    const src = wrapSource(await srcRef.newImageSource(options.sourceCtx ?? {}, { signal }));
+    try {
+      const copier = new Copier(src, dest, options);
+      const result = await copier.run();
+      return result;
+    } finally {
+      await src.close();
+    }
+  } finally {
+    await dest.close();
+  }
 }
+
+interface SingleResult {
+  digest: Digest;
+  bytes: Uint8Array;
+  mediaType: string;
+  present: boolean;
+}
+
+class Copier {
+  private readonly signal: AbortSignal | undefined;
+  private readonly cache: BlobInfoCache;
+  private readonly emit: (event: CopyEvent) => void;
+  private readonly concurrency: number;
+  private bytesMoved = 0;
+  private imageSize = 0;
+  private blobsCopied = 0;
+  private blobsReused = 0;
+
+  constructor(
+    private readonly src: ImageSource,
+    private readonly dest: ImageDestination,
+    private readonly options: CopyOptions,
+  ) {
+    this.signal = options.signal;
+    this.cache = options.cache ?? noCache;
+    this.emit = options.onEvent ?? (() => {});
+    const parallel = src.hasThreadSafeGetBlob && dest.hasThreadSafePutBlob;
+    this.concurrency = parallel ? Math.max(1, options.concurrency || defaultConcurrency) : 1;
+  }
+
+  async run(): Promise<CopyResult> {
+    const signal = this.signal;
+    const top = await this.src.getManifest(undefined, { signal });
+    const expected = this.src.reference.dockerReference?.digest;
+    if (expected && !matches(top.bytes, expected)) {
+      throw new DigestMismatchError(expected, manifestDigest(top.bytes), 'manifest');
+    }
+    // The policy is checked before anything else is read (containers/image does the same).
+    await this.options.policy.isRunningImageAllowed(this.src, top);
+
+    let result: SingleResult;
+    if (isManifestListMediaType(top.mediaType)) {
+      const list = parseManifestList(top.bytes, top.mediaType);
+      const selection = this.options.imageListSelection ?? 'system';
+      if (selection === 'system') {
+        const instance = chooseInstance(list, this.options.sourceCtx);
+        const raw = await this.src.getManifest(instance.digest, { signal });
+        if (!matches(raw.bytes, instance.digest)) {
+          throw new DigestMismatchError(instance.digest, manifestDigest(raw.bytes), 'manifest');
+        }
+        result = await this.copySingle(raw, instance.digest, undefined);
+      } else {
+        result = await this.copyList(top, list, selection);
+      }
+    } else {
+      result = await this.copySingle(top, undefined, undefined);
+    }
+    await this.dest.commit({ signal });
+    this.emit({
+      type: 'done',
+      manifestDigest: result.digest,
+      bytesMoved: this.bytesMoved,
+      imageSize: this.imageSize,
+      blobsCopied: this.blobsCopied,
+      blobsReused: this.blobsReused,
+    });
+    return {
+      manifestDigest: result.digest,
+      manifest: { bytes: result.bytes, mediaType: result.mediaType },
+      alreadyPresent: result.present,
+      bytesMoved: this.bytesMoved,
+      imageSize: this.imageSize,
+      blobsCopied: this.blobsCopied,
+      blobsReused: this.blobsReused,
+    };
+  }
+
+  /** The signatures the destination should end up with for one manifest. */
+  private async wantedSignatures(instance: Digest | undefined): Promise<Signature[]> {
+    const signatures = this.options.removeSignatures ? [] : await this.src.getSignatures(instance, { signal: this.signal });
+    if (signatures.length > 0 && !this.dest.supportsSignatures) {
+      throw new NotSupportedError(
+        `${this.dest.reference} cannot store signatures; copy with --remove-signatures to drop them`,
+      );
+    }
+    return signatures;
+  }
+
+  /**
+   * Asks the destination whether it already holds `bytes`; when it does, writes only the signatures it
+   * lacks (out of order, where the destination allows) and reports the image present. Returns
+   * undefined when a normal copy must run.
+   */
+  private async tryPresent(
+    bytes: Uint8Array,
+    mediaType: string,
+    signatures: Signature[],
+    sizeOf: () => Promise<number>,
+  ): Promise<SingleResult | undefined> {
+    if (!this.dest.alreadyContainsManifest || (this.options.signers?.length ?? 0) > 0) return undefined;
+    const digest = manifestDigest(bytes);
+    const presence = await this.dest.alreadyContainsManifest(digest, bytes, { signal: this.signal });
+    if (!presence.present) return undefined;
+    const stored = presence.signatures;
+    const same = !this.dest.supportsSignatures || stored === undefined || sameSignatures(stored, signatures);
+    if (!same) {
+      if (!this.dest.supportsOutOfOrderPuts) return undefined;
+      await this.dest.putSignatures(signatures, undefined, { signal: this.signal });
+      this.emit({ type: 'signatures-written', count: signatures.length, manifestDigest: digest });
+    }
+    this.imageSize += await sizeOf();
+    this.emit({
+      type: 'image-present',
+      manifestDigest: digest,
+      missingSignatures: same ? 0 : signatures.length - (stored?.length ?? 0),
+    });
+    return { digest, bytes, mediaType, present: true };
+  }
+
+  private async copyList(top: RawManifest, list: ManifestList, selection: ImageListSelection): Promise<SingleResult> {
+    const signal = this.signal;
+    const signatures = await this.wantedSignatures(undefined);
+    const accepted = this.dest.supportedManifestMediaTypes;
+    const listTypes = accepted.length === 0 ? [top.mediaType] : accepted.filter(isManifestListMediaType);
+    if (listTypes.length === 0) {
+      throw new NotSupportedError(`${this.dest.reference} cannot store a manifest list; copy one image without --all`);
+    }
+    const forced = this.options.forceManifestMediaType;
+    const forcedList = forced ? (forced === MediaTypes.ociManifest ? MediaTypes.ociIndex : MediaTypes.dockerV2List) : undefined;
+    const target = forcedList ?? (listTypes.includes(top.mediaType) ? top.mediaType : listTypes[0]!);
+
+    if (target === top.mediaType) {
+      const present = await this.tryPresent(top.bytes, top.mediaType, signatures, () => this.listSize(list));
+      if (present) return present;
+    }
+
+    const updates = new Map<Digest, BlobInfo>();
+    if (selection === 'all') {
+      for (const instance of list.manifests) {
+        const raw = await this.src.getManifest(instance.digest, { signal });
+        if (!matches(raw.bytes, instance.digest)) {
+          throw new DigestMismatchError(instance.digest, manifestDigest(raw.bytes), 'manifest');
+        }
+        const written = await this.copySingle(raw, instance.digest, instance.digest);
+        if (written.digest !== instance.digest) {
+          updates.set(instance.digest, { digest: written.digest, size: written.bytes.byteLength, mediaType: written.mediaType });
+        }
+      }
+    }
+    let bytes = top.bytes;
+    if (updates.size > 0 || target !== top.mediaType) {
+      this.refuseEdit(signatures, 'the manifest list');
+      bytes = convertManifestList(list, target, updates);
+    }
+    const digest = manifestDigest(bytes);
+    await this.dest.putManifest(bytes, undefined, { signal });
+    this.emit({ type: 'manifest-written', digest, mediaType: target, instance: false });
+    await this.putSignatures(bytes, digest, signatures, undefined);
+    return { digest, bytes, mediaType: target, present: false };
+  }
+
+  private async listSize(list: ManifestList): Promise<number> {
+    let total = 0;
+    for (const instance of list.manifests) {
+      const raw = await this.src.getManifest(instance.digest, { signal: this.signal });
+      total += imageBlobsSize(parseImageManifest(raw.bytes, raw.mediaType));
+    }
+    return total;
+  }
+
+  /** Why the manifest may not be changed, if it may not. */
+  private cannotModifyReason(signatures: Signature[]): string | undefined {
+    if (signatures.length > 0) return 'it would invalidate the signatures (use --remove-signatures)';
+    if (this.dest.reference.dockerReference?.digest) return 'the destination names a digest';
+    if (this.options.preserveDigests) return 'digests must be preserved (--preserve-digests)';
+    return undefined;
+  }
+
+  private refuseEdit(signatures: Signature[], what: string): void {
+    const reason = this.cannotModifyReason(signatures);
+    if (reason) throw new ManifestConversionError(`cannot change ${what}: ${reason}`);
+  }
+
+  /** The manifest media types to try writing, most preferred first (containers/image's order). */
+  private manifestCandidates(sourceType: string, canModify: boolean): string[] {
+    const forced = this.options.forceManifestMediaType;
+    const accepted = this.dest.supportedManifestMediaTypes.filter((t) => !isManifestListMediaType(t));
+    const supported = (t: string) => accepted.length === 0 || accepted.includes(t);
+    if (forced) {
+      if (!supported(forced)) throw new ManifestTypeRejectedError(forced, String(this.dest.reference));
+      return [forced];
+    }
+    if (!canModify) return [sourceType];
+    const order = [sourceType, MediaTypes.dockerV2Schema2, MediaTypes.ociManifest, ...accepted];
+    const candidates: string[] = [];
+    for (const t of order) {
+      if (supported(t) && !candidates.includes(t) && t !== MediaTypes.dockerV2Schema1 && t !== MediaTypes.dockerV2Schema1Signed) {
+        candidates.push(t);
+      }
+    }
+    // Schema 1 is only ever kept, never produced.
+    if (supported(sourceType) && !candidates.includes(sourceType)) candidates.unshift(sourceType);
+    return candidates;
+  }
+
+  private async copySingle(raw: RawManifest, sourceInstance: Digest | undefined, destInstance: Digest | undefined): Promise<SingleResult> {
+    const signal = this.signal;
+    const manifest = parseImageManifest(raw.bytes, raw.mediaType);
+    const signatures = await this.wantedSignatures(sourceInstance);
+    const reason = this.cannotModifyReason(signatures);
+    const candidates = this.manifestCandidates(manifest.mediaType, reason === undefined);
+    if (candidates.length === 0) {
+      throw new ManifestTypeRejectedError(manifest.mediaType, String(this.dest.reference));
+    }
+    const isSchema1 = manifest.config === undefined;
+    const compressionPlan = manifest.layers.map((layer) => this.layerPlan(layer));
+    const layersChange = compressionPlan.some((p) => p !== 'preserve');
+
+    // Ask first: if what would be written is already there, move nothing.
+    if (destInstance === undefined && !layersChange && !isSchema1) {
+      const first = candidates[0]!;
+      const predicted = first === manifest.mediaType ? raw.bytes : tryConvert(manifest, first);
+      if (predicted) {
+        const present = await this.tryPresent(predicted, first, signatures, async () => imageBlobsSize(manifest));
+        if (present) return present;
+      }
+    }
+
+    const size = imageBlobsSize(manifest);
+    this.emit({
+      type: 'image-start',
+      manifestDigest: manifestDigest(raw.bytes),
+      instance: destInstance !== undefined,
+      layers: manifest.layers.length,
+      size,
+    });
+
+    const needDiffIDs = isSchema1 && candidates[0] !== manifest.mediaType;
+    const layers = await this.copyLayers(manifest, compressionPlan, needDiffIDs);
+
+    let config: BlobInfo | undefined = manifest.config;
+    if (manifest.config) {
+      await this.copyBlob(manifest.config, 'config', 'preserve', false);
+    } else if (needDiffIDs) {
+      const diffIDs = layers.filter((l) => !l.emptyLayer).map((l) => l.diffID!);
+      const bytes = schema1ToConfig(manifest, diffIDs);
+      const digest = computeDigest(bytes);
+      config = await this.dest.putBlob(Readable.from([Buffer.from(bytes)]), { digest, size: bytes.byteLength }, {
+        signal,
+        cache: this.cache,
+        isConfig: true,
+      });
+      config.mediaType = MediaTypes.dockerConfig;
+    }
+
+    const errors: Error[] = [];
+    for (const mediaType of candidates) {
+      let bytes: Uint8Array;
+      try {
+        bytes = this.buildManifest(raw, manifest, mediaType, layers, config, reason);
+      } catch (error) {
+        if (error instanceof ManifestConversionError && candidates.length > 1) {
+          errors.push(error);
+          continue;
+        }
+        throw error;
+      }
+      const digest = manifestDigest(bytes);
+      try {
+        await this.dest.putManifest(bytes, destInstance === undefined ? undefined : digest, { signal });
+      } catch (error) {
+        if (error instanceof ManifestTypeRejectedError) {
+          errors.push(error);
+          continue;
+        }
+        throw error;
+      }
+      this.emit({ type: 'manifest-written', digest, mediaType, instance: destInstance !== undefined });
+      await this.putSignatures(bytes, digest, signatures, destInstance === undefined ? undefined : digest);
+      return { digest, bytes, mediaType, present: false };
+    }
+    throw new ManifestConversionError(
+      `${this.dest.reference} accepts none of the manifest types tried: ${errors.map((e) => e.message).join('; ')}`,
+    );
+  }
+
+  private buildManifest(
+    raw: RawManifest,
+    manifest: ImageManifest,
+    mediaType: string,
+    layers: CopiedLayer[],
+    config: BlobInfo | undefined,
+    reason: string | undefined,
+  ): Uint8Array {
+    const changed = layers.some((l, i) => l.info.digest !== manifest.layers[i]!.digest);
+    if (mediaType === manifest.mediaType && !changed) return raw.bytes;
+    if (reason) throw new ManifestConversionError(`cannot change the manifest: ${reason}`);
+    const infos = layers.map((l) => l.info);
+    if (mediaType === manifest.mediaType) return updateLayerInfos(manifest, infos);
+    const kept = manifest.config ? infos : infos.filter((_, i) => !layers[i]!.emptyLayer);
+    return convertManifest(manifest, mediaType, config ? { layers: kept, config } : { layers: kept });
+  }
+
+  private async putSignatures(
+    bytes: Uint8Array,
+    digest: Digest,
+    signatures: Signature[],
+    instance: Digest | undefined,
+  ): Promise<void> {
+    const all = [...signatures];
+    for (const sign of this.options.signers ?? []) all.push(await sign(bytes, digest));
+    if (!this.dest.supportsSignatures) return;
+    await this.dest.putSignatures(all, instance, { signal: this.signal });
+    if (all.length > 0) this.emit({ type: 'signatures-written', count: all.length, manifestDigest: digest });
+  }
+
+  private layerPlan(layer: BlobInfo): 'preserve' | 'compress' | 'decompress' | 'detect' {
+    const want = this.dest.desiredLayerCompression;
+    if (want === 'preserve' || layer.urls?.length) return 'preserve';
+    const compression = layer.mediaType ? layerCompression(layer.mediaType) : 'unknown';
+    if (compression === 'unknown') return 'detect';
+    if (want === 'compress') return compression === 'none' ? 'compress' : 'preserve';
+    return compression === 'none' ? 'preserve' : 'decompress';
+  }
+
+  private async copyLayers(
+    manifest: ImageManifest,
+    plans: Array<'preserve' | 'compress' | 'decompress' | 'detect'>,
+    needDiffIDs: boolean,
+  ): Promise<CopiedLayer[]> {
+    // Identical layers are copied once; every copy after the first waits for it.
+    const byDigest = new Map<string, Promise<CopiedLayer>>();
+    const controller = new AbortController();
+    const outer = this.signal;
+    const abort = () => controller.abort(outer?.reason);
+    outer?.addEventListener('abort', abort, { once: true });
+    const limit = limiter(this.concurrency);
+    try {
+      const tasks = manifest.layers.map((layer, index) => {
+        const key = `${layer.digest}/${plans[index]}`;
+        let task = byDigest.get(key);
+        if (!task) {
+          task = limit(() => this.copyLayer(layer, index, plans[index]!, needDiffIDs, controller.signal));
+          task.catch(() => controller.abort());
+          byDigest.set(key, task);
+        }
+        return task.then((copied) => ({ ...copied, emptyLayer: Boolean((layer as { emptyLayer?: boolean }).emptyLayer) }));
+      });
+      const settled = await Promise.allSettled(tasks);
+      const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failed) {
+        // Report the first real failure, not the aborts it caused in the other copies.
+        const real = settled.find(
+          (s): s is PromiseRejectedResult => s.status === 'rejected' && !isAbort(s.reason),
+        );
+        throw (real ?? failed).reason;
+      }
+      return settled.map((s) => (s as PromiseFulfilledResult<CopiedLayer>).value);
+    } finally {
+      outer?.removeEventListener('abort', abort);
+    }
+  }
+
+  private async copyLayer(
+    layer: BlobInfo,
+    index: number,
+    plan: 'preserve' | 'compress' | 'decompress' | 'detect',
+    needDiffID: boolean,
+    signal: AbortSignal,
+  ): Promise<CopiedLayer> {
+    const { info, diffID } = await this.copyBlob(layer, 'layer', plan, needDiffID, index, signal);
+    return diffID ? { info, diffID, emptyLayer: false } : { info, emptyLayer: false };
+  }
+
+  /** Reuses or copies one blob; returns the descriptor to put in the manifest. */
+  private async copyBlob(
+    blob: BlobInfo,
+    kind: 'layer' | 'config',
+    plan: 'preserve' | 'compress' | 'decompress' | 'detect',
+    needDiffID: boolean,
+    layerIndex?: number,
+    signal: AbortSignal | undefined = this.signal,
+  ): Promise<{ info: BlobInfo; diffID?: Digest }> {
+    const src = this.src;
+    const dest = this.dest;
+    const cache = this.cache;
+    if (blob.size >= 0) this.imageSize += blob.size;
+
+    if (!needDiffID) {
+      const reused = await dest.tryReusingBlob(blob, {
+        signal,
+        cache,
+        canSubstitute: plan !== 'preserve',
+        srcRef: src.reference,
+        ...(layerIndex === undefined ? {} : { layerIndex }),
+      });
+      if (reused) {
+        this.blobsReused++;
+        this.emit({
+          type: 'blob-reused',
+          digest: blob.digest,
+          size: blob.size,
+          kind,
+          ...(reused.digest === blob.digest ? {} : { substitute: reused.digest }),
+        });
+        return { info: { ...blob, ...reused, mediaType: reused.mediaType ?? blob.mediaType ?? '' } };
+      }
+    }
+
+    this.emit({ type: 'blob-start', digest: blob.digest, size: blob.size, kind });
+    const putOptions = { signal, cache, isConfig: kind === 'config', ...(layerIndex === undefined ? {} : { layerIndex }) };
+
+    // Fast path: a file-backed source into a file-backed destination, copied by the kernel.
+    if (plan === 'preserve' && !needDiffID && src.getBlobPath && dest.putBlobFromFile && blob.size >= 0) {
+      const path = await src.getBlobPath(blob, { signal });
+      if (path) {
+        const stored = await dest.putBlobFromFile(path, blob, putOptions);
+        this.finishBlob(blob, kind, blob.size, stored.digest);
+        return { info: { ...blob, digest: stored.digest, size: stored.size } };
+      }
+    }
+
+    const { stream: raw } = await src.getBlob(blob, { signal, cache });
+    const verified = new DigestingStream({ expectedDigest: blob.digest, expectedSize: blob.size, what: kind });
+    let moved = 0;
+    let last = 0;
+    const counter = new Transform({
+      transform: (chunk: Buffer, _enc, callback: TransformCallback) => {
+        moved += chunk.length;
+        const now = Date.now();
+        if (now - last >= bytesEventInterval) {
+          last = now;
+          this.emit({ type: 'blob-bytes', digest: blob.digest, bytes: moved, size: blob.size });
+        }
+        callback(null, chunk);
+      },
+    });
+    let stream: Readable = raw.pipe(verified).pipe(counter);
+    forwardErrors(raw, verified);
+    forwardErrors(verified, counter);
+
+    let action = plan;
+    let sourceCompression: CompressionName | undefined;
+    if (plan === 'detect' || needDiffID) {
+      const peeked = await peekCompression(stream);
+      forwardErrors(stream, peeked.stream);
+      stream = peeked.stream;
+      sourceCompression = peeked.compression;
+      if (plan === 'detect') {
+        const want = dest.desiredLayerCompression;
+        action =
+          want === 'compress' && peeked.compression === 'none'
+            ? 'compress'
+            : want === 'decompress' && peeked.compression === 'gzip'
+              ? 'decompress'
+              : 'preserve';
+      }
+    }
+    let diffDigester: UncompressedDigester | undefined;
+    if (needDiffID) {
+      diffDigester = new UncompressedDigester(sourceCompression === 'gzip');
+      stream = pipeInto(stream, diffDigester);
+    }
+    let info: BlobInfo = blob;
+    if (action === 'compress') {
+      stream = pipeInto(stream, createGzip());
+      info = { digest: blob.digest, size: -1 };
+    } else if (action === 'decompress') {
+      stream = pipeInto(stream, createGunzip());
+    }
+    const unknownDigest = action === 'compress' || action === 'decompress';
+    const stored = await dest.putBlob(
+      stream,
+      unknownDigest ? { size: -1 } : info,
+      putOptions,
+    );
+    // putBlob consumed the stream; if the source failed verification the pipeline errored first.
+    if (verified.digest !== blob.digest) throw new DigestMismatchError(blob.digest, verified.digest, kind);
+    this.finishBlob(blob, kind, moved, stored.digest);
+    if (action === 'compress') {
+      cache.recordDigestUncompressedPair(stored.digest, blob.digest);
+      cache.recordDigestCompression(stored.digest, 'gzip');
+    } else if (action === 'decompress') {
+      cache.recordDigestUncompressedPair(blob.digest, stored.digest);
+    }
+    const mediaType =
+      action === 'compress' || action === 'decompress'
+        ? layerMediaType(this.manifestKindFor(blob), action === 'compress' ? 'gzip' : 'none')
+        : (blob.mediaType ?? '');
+    const result: { info: BlobInfo; diffID?: Digest } = {
+      info: { ...blob, digest: stored.digest, size: stored.size, mediaType },
+    };
+    if (diffDigester?.uncompressedDigest) {
+      result.diffID = diffDigester.uncompressedDigest;
+      cache.recordDigestUncompressedPair(blob.digest, result.diffID);
+    }
+    return result;
+  }
+
+  private manifestKindFor(blob: BlobInfo): string {
+    return blob.mediaType?.startsWith('application/vnd.oci.') ? MediaTypes.ociManifest : MediaTypes.dockerV2Schema2;
+  }
+
+  private finishBlob(blob: BlobInfo, kind: 'layer' | 'config', bytes: number, stored: Digest): void {
+    this.bytesMoved += bytes;
+    this.blobsCopied++;
+    this.emit({ type: 'blob-done', digest: blob.digest, bytes, kind, stored });
+  }
+}
+
+interface CopiedLayer {
+  info: BlobInfo;
+  diffID?: Digest;
+  emptyLayer: boolean;
+}
+
+function matches(bytes: Uint8Array, digest: Digest): boolean {
+  try {
+    return manifestDigest(bytes, digest.startsWith('sha512:') ? 'sha512' : 'sha256') === digest;
+  } catch {
+    return false;
+  }
+}
+
+function tryConvert(manifest: ImageManifest, mediaType: string): Uint8Array | undefined {
+  try {
+    return convertManifest(manifest, mediaType);
+  } catch {
+    return undefined;
+  }
+}
+
+function imageBlobsSize(manifest: ImageManifest): number {
+  let total = manifest.config && manifest.config.size > 0 ? manifest.config.size : 0;
+  for (const layer of manifest.layers) if (layer.size > 0) total += layer.size;
+  return total;
+}
+
+function sameSignatures(a: Signature[], b: Signature[]): boolean {
+  if (a.length !== b.length) return false;
+  return a.every((s, i) => s.format === b[i]!.format && Buffer.from(s.bytes).equals(Buffer.from(b[i]!.bytes)));
+}
+
+function isAbort(error: unknown): boolean {
+  return error instanceof AbortedError || (error instanceof Error && error.name === 'AbortError');
+}
+
+function forwardErrors(from: Readable, to: Readable | Transform): void {
+  from.on('error', (error) => to.destroy(error));
+}
+
+function pipeInto(from: Readable, to: Transform): Readable {
+  forwardErrors(from, to);
+  return from.pipe(to);
+}
+
+/** Runs at most `n` tasks at once. */
+function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const queue: Array<() => void> = [];
+  const next = () => {
+    active--;
+    queue.shift()?.();
+  };
+  return (task) =>
+    new Promise((resolve, reject) => {
+      const start = () => {
+        active++;
+        task().then(resolve, reject).finally(next);
+      };
+      if (active < n) start();
+      else queue.push(start);
+    });
+}
+
