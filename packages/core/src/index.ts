@@ -62,3 +62,5 @@ export type {
 } from './types.js';
 export { transportApiVersion } from './types.js';
 export { copyBlobFile, tempPathFor, writeBlobFile } from './blob-file.js';
+export { getImageConfig, inspectImage } from './inspect.js';
+export type { ImageConfig, ImageInspection, InspectedLayer, InspectOptions } from './inspect.js';

@@ -73,21 +73,33 @@ export function manifestFileNameFor(instanceDigest?: Digest): string {
 
 /** The file name of signature number `index` (1-based) of the image or of one instance. */
 export function signatureFileName(index: number, instanceDigest?: Digest): string {
-  return instanceDigest === undefined ? `signature-${index}` : `${digestStem(instanceDigest)}.signature-${index}`;
+  return instanceDigest === undefined
+    ? `signature-${index}`
+    : `${digestStem(instanceDigest)}.signature-${index}`;
 }
 
-const stem = '(?:[0-9a-f]{64}|sha512-[0-9a-f]{128})';
-const blobName = new RegExp(`^${stem}$`);
-const instanceManifestName = new RegExp(`^${stem}\\.manifest\\.json$`);
-const instanceSignatureName = new RegExp(`^${stem}\\.signature-[1-9][0-9]*$`);
+/** A content-addressed entry of an image directory, by kind, with the digest stem it is named by. */
+export interface ContentAddressedEntry {
+  kind: 'blob' | 'instance-manifest' | 'instance-signature';
+  stem: string;
+}
+
+const entryPattern =
+  /^((?:[0-9a-f]{64}|sha512-[0-9a-f]{128}))(?:(\.manifest\.json)|(\.signature-[1-9][0-9]*))?$/;
 
 /**
- * Whether a directory entry is one of the content-addressed files a commit may remove when the new
- * manifest no longer needs it: a blob, an instance manifest or an instance signature. Anything else
- * (the version file, the top-level manifest and signatures, temp files, foreign names) is not.
+ * Classifies a directory entry as one of the content-addressed files a commit may remove when the
+ * new manifest no longer needs it: a blob, an instance manifest or an instance signature. Anything
+ * else (the version file, the top-level manifest and signatures, temp files, foreign names) gives
+ * undefined and is never removed.
  */
-export function isContentAddressedName(name: string): boolean {
-  return blobName.test(name) || instanceManifestName.test(name) || instanceSignatureName.test(name);
+export function contentAddressedEntry(name: string): ContentAddressedEntry | undefined {
+  const match = entryPattern.exec(name);
+  if (!match) return undefined;
+  const stem = match[1]!;
+  if (match[2] !== undefined) return { kind: 'instance-manifest', stem };
+  if (match[3] !== undefined) return { kind: 'instance-signature', stem };
+  return { kind: 'blob', stem };
 }
 
 /** The path of `name` inside the image directory `dir`. */

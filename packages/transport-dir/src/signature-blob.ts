@@ -21,7 +21,13 @@ const openPgpFirstBytes = new Set([
  * annotations}` with Go's encoding/json conventions, so skopeo writes the same bytes.
  */
 export function signatureToBlob(signature: Signature): Uint8Array {
-  if (signature.format === 'simple-signing') return signature.bytes;
+  if (signature.format === 'simple-signing') {
+    const first = signature.bytes[0];
+    if (first !== undefined && openPgpFirstBytes.has(first)) return signature.bytes;
+    // Bytes that do not start like an OpenPGP message would not be recognized when read back raw;
+    // the explicit form is the one signature.FromBlob also accepts for simple signing.
+    return Buffer.concat([Buffer.from([0]), Buffer.from(`${simpleSigningFormatId}\n`), signature.bytes]);
+  }
   const chunk =
     `{"mimeType":${goJsonString(signature.mimeType ?? '')},` +
     `"payload":${goJsonString(Buffer.from(signature.bytes).toString('base64'))},` +
@@ -85,7 +91,10 @@ function sigstoreFromChunk(chunk: Buffer, where: string): Signature {
 }
 
 function invalid(where: string, why: string, cause?: unknown): InvalidLayoutError {
-  return new InvalidLayoutError(`invalid signature "${where}": ${why}`, cause === undefined ? undefined : { cause });
+  return new InvalidLayoutError(
+    `invalid signature "${where}": ${why}`,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 /** A plain Uint8Array of its own, so callers never hold a view into a pooled or larger buffer. */

@@ -23,6 +23,7 @@ import {
   schema1ToConfig,
   updateLayerInfos,
 } from '../manifest/index.js';
+import { parseJsonObject } from '../manifest/descriptors.js';
 import { isManifestListMediaType, MediaTypes } from '../manifest/media-types.js';
 import type {
   BlobInfo,
@@ -270,7 +271,7 @@ class Copier {
     let bytes = top.bytes;
     if (updates.size > 0 || target !== top.mediaType) {
       this.refuseEdit(signatures, 'the manifest list');
-      bytes = convertManifestList(list, target, updates);
+      bytes = rewriteList(list, target, updates);
     }
     const digest = manifestDigest(bytes);
     await this.dest.putManifest(bytes, undefined, { signal });
@@ -640,6 +641,21 @@ function matches(bytes: Uint8Array, digest: Digest): boolean {
   } catch {
     return false;
   }
+}
+
+/** The list in the target type, with the instances whose manifests changed pointed at their new digests. */
+function rewriteList(list: ManifestList, target: string, updates: Map<Digest, BlobInfo>): Uint8Array {
+  const base = target === list.mediaType ? list.raw : convertManifestList(list, target);
+  if (updates.size === 0) return base;
+  const json = parseJsonObject(base) as { manifests: Array<{ digest: Digest; size: number; mediaType?: string }> };
+  for (const entry of json.manifests) {
+    const update = updates.get(entry.digest);
+    if (!update) continue;
+    entry.digest = update.digest;
+    entry.size = update.size;
+    if (update.mediaType) entry.mediaType = update.mediaType;
+  }
+  return Buffer.from(JSON.stringify(json, null, 3));
 }
 
 function tryConvert(manifest: ImageManifest, mediaType: string): Uint8Array | undefined {

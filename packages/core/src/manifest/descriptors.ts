@@ -1,4 +1,4 @@
-import { isDigest, type Digest } from '../digest.js';
+import { type Digest, isDigest } from '../digest.js';
 import { InvalidManifestError, TooLargeError, UnsupportedMediaTypeError } from '../errors.js';
 import type { BlobInfo, Platform } from '../types.js';
 import { isManifestListMediaType, MediaTypes } from './media-types.js';
@@ -23,13 +23,19 @@ export interface ManifestDescriptors {
 }
 
 /** Parses bytes as a JSON object, failing with InvalidManifestError (or TooLargeError over `limit`). */
-export function parseJsonObject(bytes: Uint8Array, what = 'manifest', limit = maxManifestSize): Record<string, unknown> {
+export function parseJsonObject(
+  bytes: Uint8Array,
+  what = 'manifest',
+  limit = maxManifestSize,
+): Record<string, unknown> {
   if (bytes.byteLength > limit) throw new TooLargeError(what, limit);
   let value: unknown;
   try {
     value = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
   } catch (error) {
-    throw new InvalidManifestError(`${what} is not valid JSON: ${(error as Error).message}`, { cause: error });
+    throw new InvalidManifestError(`${what} is not valid JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidManifestError(`${what} is not a JSON object`);
@@ -58,7 +64,8 @@ export function guessMediaType(bytes: Uint8Array): string {
 }
 
 function descriptor(value: unknown, where: string): BlobInfo {
-  if (typeof value !== 'object' || value === null) throw new InvalidManifestError(`${where} is not an object`);
+  if (typeof value !== 'object' || value === null)
+    throw new InvalidManifestError(`${where} is not an object`);
   const d = value as Record<string, unknown>;
   if (typeof d.digest !== 'string' || !isDigest(d.digest)) {
     throw new InvalidManifestError(`${where} has an invalid digest ${JSON.stringify(d.digest)}`);
@@ -68,13 +75,17 @@ function descriptor(value: unknown, where: string): BlobInfo {
   }
   const info: BlobInfo = { digest: d.digest as Digest, size: d.size };
   if (typeof d.mediaType === 'string') info.mediaType = d.mediaType;
-  if (d.annotations && typeof d.annotations === 'object') info.annotations = d.annotations as Record<string, string>;
+  if (d.annotations && typeof d.annotations === 'object')
+    info.annotations = d.annotations as Record<string, string>;
   if (Array.isArray(d.urls)) info.urls = d.urls.filter((u): u is string => typeof u === 'string');
   return info;
 }
 
 /** The config, layers and instances a manifest names, validated enough to be followed safely. */
-export function manifestDescriptors(bytes: Uint8Array, mediaType: string = guessMediaType(bytes)): ManifestDescriptors {
+export function manifestDescriptors(
+  bytes: Uint8Array,
+  mediaType: string = guessMediaType(bytes),
+): ManifestDescriptors {
   const json = parseJsonObject(bytes);
   if (isManifestListMediaType(mediaType)) {
     if (!Array.isArray(json.manifests)) throw new InvalidManifestError('a list without "manifests"');
@@ -96,12 +107,14 @@ export function manifestDescriptors(bytes: Uint8Array, mediaType: string = guess
     };
   }
   if (mediaType === MediaTypes.dockerV2Schema1 || mediaType === MediaTypes.dockerV2Schema1Signed) {
-    if (!Array.isArray(json.fsLayers)) throw new InvalidManifestError('a schema 1 manifest without "fsLayers"');
+    if (!Array.isArray(json.fsLayers))
+      throw new InvalidManifestError('a schema 1 manifest without "fsLayers"');
     // Schema 1 lists layers top-most first.
     const layers = json.fsLayers
       .map((l, i) => {
         const sum = (l as { blobSum?: unknown }).blobSum;
-        if (typeof sum !== 'string' || !isDigest(sum)) throw new InvalidManifestError(`fsLayers[${i}] has an invalid blobSum`);
+        if (typeof sum !== 'string' || !isDigest(sum))
+          throw new InvalidManifestError(`fsLayers[${i}] has an invalid blobSum`);
         return { digest: sum as Digest, size: -1 };
       })
       .reverse();

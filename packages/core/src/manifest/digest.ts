@@ -1,4 +1,11 @@
-import { canonicalAlgorithm, computeDigest, type Digest, type DigestAlgorithm, digestAlgorithm, isDigest } from '../digest.js';
+import {
+  canonicalAlgorithm,
+  computeDigest,
+  type Digest,
+  type DigestAlgorithm,
+  digestAlgorithm,
+  isDigest,
+} from '../digest.js';
 import { InvalidManifestError } from '../errors.js';
 import { MediaTypes } from './media-types.js';
 
@@ -30,7 +37,8 @@ function isObject(value: unknown): value is Record<string, unknown> {
  */
 export function schema1Payload(bytes: Uint8Array, json: Record<string, unknown>): Uint8Array {
   const signatures = json.signatures;
-  if (!Array.isArray(signatures)) throw new InvalidManifestError('signed schema 1 manifest: "signatures" is not an array');
+  if (!Array.isArray(signatures))
+    throw new InvalidManifestError('signed schema 1 manifest: "signatures" is not an array');
   if (signatures.length === 0) throw new InvalidManifestError('signed schema 1 manifest has no signatures');
   let formatLength: number | undefined;
   let formatTail: Buffer | undefined;
@@ -51,15 +59,20 @@ export function schema1Payload(bytes: Uint8Array, json: Record<string, unknown>)
     if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
       throw new InvalidManifestError(`${where}.protected has no valid "formatLength"`);
     }
-    if (typeof header.formatTail !== 'string') throw new InvalidManifestError(`${where}.protected has no "formatTail"`);
+    if (typeof header.formatTail !== 'string')
+      throw new InvalidManifestError(`${where}.protected has no "formatTail"`);
     const tail = decodeBase64Url(header.formatTail, `${where}.protected.formatTail`);
-    if (formatLength !== undefined && formatLength !== length) throw new InvalidManifestError('conflicting signature format lengths');
-    if (formatTail !== undefined && !formatTail.equals(tail)) throw new InvalidManifestError('conflicting signature format tails');
+    if (formatLength !== undefined && formatLength !== length)
+      throw new InvalidManifestError('conflicting signature format lengths');
+    if (formatTail !== undefined && !formatTail.equals(tail))
+      throw new InvalidManifestError('conflicting signature format tails');
     formatLength = length;
     formatTail = tail;
   });
-  if (formatLength === undefined || formatTail === undefined) throw new InvalidManifestError('signed schema 1 manifest has no signatures');
-  if (formatLength > bytes.byteLength) throw new InvalidManifestError('signature format length is past the end of the manifest');
+  if (formatLength === undefined || formatTail === undefined)
+    throw new InvalidManifestError('signed schema 1 manifest has no signatures');
+  if (formatLength > bytes.byteLength)
+    throw new InvalidManifestError('signature format length is past the end of the manifest');
   const payload = new Uint8Array(formatLength + formatTail.byteLength);
   payload.set(bytes.subarray(0, formatLength), 0);
   payload.set(formatTail, formatLength);
@@ -74,7 +87,9 @@ export function isSignedSchema1(json: Record<string, unknown>): boolean {
 
 function parseLoosely(bytes: Uint8Array): Record<string, unknown> | undefined {
   try {
-    const value: unknown = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+    const value: unknown = JSON.parse(
+      Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'),
+    );
     return isObject(value) ? value : undefined;
   } catch {
     return undefined;

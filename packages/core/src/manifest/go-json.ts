@@ -16,7 +16,16 @@ export class RawJson {
 }
 
 /** What {@link goMarshal} accepts: plain objects are structs, written in insertion order without undefined fields. */
-export type GoValue = string | number | boolean | null | undefined | GoMap | RawJson | readonly GoValue[] | { readonly [key: string]: GoValue };
+export type GoValue =
+  | string
+  | number
+  | boolean
+  | null
+  | undefined
+  | GoMap
+  | RawJson
+  | readonly GoValue[]
+  | { readonly [key: string]: GoValue };
 
 const htmlUnsafe = /[<>&\u2028\u2029]/g;
 
@@ -124,7 +133,8 @@ function endOfValue(text: string, start: number): number {
     throw new SyntaxError('unterminated value');
   }
   let i = start;
-  while (i < text.length && !isJsonSpace(text[i]) && text[i] !== ',' && text[i] !== '}' && text[i] !== ']') i++;
+  while (i < text.length && !isJsonSpace(text[i]) && text[i] !== ',' && text[i] !== '}' && text[i] !== ']')
+    i++;
   return i;
 }
 

@@ -1,5 +1,5 @@
 import { InvalidPolicyError } from '../errors.js';
-import { parseNormalizedNamed } from '../reference/docker-reference.js';
+import { isNameOnly, parseNormalizedNamed } from '../reference/docker-reference.js';
 import { transports as registeredTransports } from '../transports.js';
 import type {
   Policy,
@@ -121,7 +121,7 @@ class PolicyParser {
 
   requirements(value: unknown, path: Path): PolicyRequirement[] {
     if (!Array.isArray(value)) this.fail(path, `expected an array of requirements, got ${typeName(value)}`);
-    // An empty list would accept nothing and say nothing; containers/image refuses it, so do we.
+    // An empty list states no rule at all, which containers/image refuses rather than guess a meaning.
     if (value.length === 0) this.fail(path, 'a list of requirements must not be empty');
     return value.map((item, index) => this.requirement(item, [...path, index]));
   }
@@ -289,7 +289,7 @@ class PolicyParser {
         this.checkKeys(obj, path, ['type', 'dockerReference'], ['type', 'dockerReference']);
         const dockerReference = this.string(obj, 'dockerReference', path);
         const named = this.dockerName(dockerReference, [...path, 'dockerReference']);
-        if (named.tag === undefined && named.digest === undefined) {
+        if (isNameOnly(named)) {
           this.fail([...path, 'dockerReference'], `"${dockerReference}" has neither a tag nor a digest`);
         }
         return { type, dockerReference };
@@ -319,7 +319,7 @@ class PolicyParser {
     if (domainThenPath.test(value)) {
       try {
         const named = parseNormalizedNamed(value);
-        if (named.tag === undefined && named.digest === undefined) return value;
+        if (isNameOnly(named)) return value;
       } catch {
         // Reported below with the rule the value breaks.
       }

@@ -1,0 +1,253 @@
+import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import {
+  type BlobInfo,
+  type BlobStream,
+  computeDigest,
+  type Digest,
+  digestAlgorithm,
+  type ImageDestination,
+  type ImageSource,
+  InvalidLayoutError,
+  type LayerCompression,
+  type ManifestPresence,
+  ManifestUnknownError,
+  type OperationOptions,
+  type PutBlobOptions,
+  parseDigest,
+  type RawManifest,
+  type Signature,
+  type SystemContext,
+  type TryReusingBlobOptions,
+  type UploadInfo,
+} from '@img/core';
+import { indexHasImage, OciImageDestination } from './destination.js';
+import { isImageComplete, isNotFound, type LayoutIndex, maxIndexSize, parseIndex } from './layout.js';
+import type { OciArchiveReference } from './reference.js';
+import { OciImageSource } from './source.js';
+import { archiveBlobLookup, entryPath, extractArchive, packLayout, scanTar, type TarHeader } from './tar.js';
+
+/** A new private directory for unpacked or to-be-packed layouts, where big temp files belong. */
+function makeTempDir(ctx: SystemContext): Promise<string> {
+  return mkdtemp(join(ctx.tmpDir ?? tmpdir(), 'img-oci-archive-'));
+}
+
+/**
+ * Reads one image of an oci-archive: the archive is unpacked (streamed, entry by entry) into a temp
+ * directory, read from there as a layout, and the directory is removed on close.
+ */
+export class OciArchiveImageSource implements ImageSource {
+  readonly hasThreadSafeGetBlob = true;
+
+  private constructor(
+    readonly reference: OciArchiveReference,
+    private readonly dir: string,
+    private readonly layout: OciImageSource,
+  ) {}
+
+  /**
+   * Unpacks the archive and opens the image the reference names. A missing archive fails with
+   * ManifestUnknownError, a directory or a file that is not a tar of a layout with
+   * InvalidLayoutError; nothing is left in the temp directory on failure.
+   */
+  static async open(
+    reference: OciArchiveReference,
+    ctx: SystemContext,
+    options: OperationOptions = {},
+  ): Promise<OciArchiveImageSource> {
+    options.signal?.throwIfAborted();
+    const file = reference.resolvedPath;
+    try {
+      if ((await stat(file)).isDirectory()) {
+        throw new InvalidLayoutError(`invalid OCI archive "${file}": it is a directory, not a tar file`);
+      }
+    } catch (error) {
+      if (isNotFound(error)) throw new ManifestUnknownError(reference.toString(), { cause: error });
+      throw error;
+    }
+    const dir = await makeTempDir(ctx);
+    try {
+      try {
+        await extractArchive(file, dir, options);
+      } catch (error) {
+        if (options.signal?.aborted || isNotFound(error)) throw error;
+        throw new InvalidLayoutError(`invalid OCI archive "${file}": ${(error as Error).message}`, { cause: error });
+      }
+      const selector = { image: reference.image, sourceIndex: undefined };
+      const layout = await OciImageSource.open(reference, dir, selector, options, file);
+      return new OciArchiveImageSource(reference, dir, layout);
+    } catch (error) {
+      await rm(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** The manifest, as the unpacked layout has it. */
+  getManifest(instanceDigest?: Digest, options?: OperationOptions): Promise<RawManifest> {
+    return this.layout.getManifest(instanceDigest, options);
+  }
+
+  /** Streams a blob from the unpacked layout; BlobUnknownError when the archive did not hold it. */
+  getBlob(info: BlobInfo, options?: OperationOptions): Promise<BlobStream> {
+    return this.layout.getBlob(info, options);
+  }
+
+  /** The blob's file in the unpacked layout (valid until close). */
+  getBlobPath(info: BlobInfo, options?: OperationOptions): Promise<string | undefined> {
+    return this.layout.getBlobPath(info, options);
+  }
+
+  /** OCI archives store no signatures: always empty. */
+  async getSignatures(_instanceDigest?: Digest, _options?: OperationOptions): Promise<Signature[]> {
+    return [];
+  }
+
+  /** Removes the unpacked layout. */
+  async close(): Promise<void> {
+    await this.layout.close();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Writes one image to an oci-archive: the layout is built in a temp directory, and commit packs it
+ * into a tar beside the target and renames it over the target (skopeo's archive holds one image).
+ */
+export class OciArchiveImageDestination implements ImageDestination {
+  readonly hasThreadSafePutBlob = true;
+
+  private constructor(
+    readonly reference: OciArchiveReference,
+    private readonly dir: string,
+    private readonly layout: OciImageDestination,
+  ) {}
+
+  /**
+   * Prepares the temp layout. A directory at the target, or a target whose directory does not exist,
+   * fails with InvalidLayoutError.
+   */
+  static async open(
+    reference: OciArchiveReference,
+    ctx: SystemContext,
+    options: OperationOptions = {},
+  ): Promise<OciArchiveImageDestination> {
+    options.signal?.throwIfAborted();
+    const file = reference.resolvedPath;
+    const target = await stat(file).catch((error: unknown) => {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    });
+    if (target?.isDirectory()) {
+      throw new InvalidLayoutError(`invalid OCI archive "${file}": it is a directory, not a tar file`);
+    }
+    const parent = await stat(dirname(file)).catch(() => undefined);
+    if (!parent?.isDirectory()) {
+      throw new InvalidLayoutError(`invalid OCI archive "${file}": the directory "${dirname(file)}" does not exist`);
+    }
+    const dir = await makeTempDir(ctx);
+    try {
+      const layout = await OciImageDestination.open(reference, dir, reference.image, options);
+      return new OciArchiveImageDestination(reference, dir, layout);
+    } catch (error) {
+      await rm(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** As the oci: destination: OCI manifests and indexes only. */
+  get supportedManifestMediaTypes(): readonly string[] {
+    return this.layout.supportedManifestMediaTypes;
+  }
+
+  /** As the oci: destination: layers are compressed. */
+  get desiredLayerCompression(): LayerCompression {
+    return this.layout.desiredLayerCompression;
+  }
+
+  /** OCI archives store no signatures. */
+  get supportsSignatures(): boolean {
+    return this.layout.supportsSignatures;
+  }
+
+  /** Any OS may be stored. */
+  get mustMatchRuntimeOS(): boolean {
+    return this.layout.mustMatchRuntimeOS;
+  }
+
+  /** Stores a blob in the temp layout, verified (see the oci: destination). */
+  putBlob(stream: Readable, info: UploadInfo, options?: PutBlobOptions): Promise<BlobInfo> {
+    return this.layout.putBlob(stream, info, options);
+  }
+
+  /** Stores a blob in the temp layout from a file, by kernel copy. */
+  putBlobFromFile(path: string, info: BlobInfo, options?: PutBlobOptions): Promise<BlobInfo> {
+    return this.layout.putBlobFromFile(path, info, options);
+  }
+
+  /** Reuses only what was put during this write: the archive is rewritten whole. */
+  tryReusingBlob(info: BlobInfo, options?: TryReusingBlobOptions): Promise<BlobInfo | undefined> {
+    return this.layout.tryReusingBlob(info, options);
+  }
+
+  /** Stores a manifest in the temp layout (OCI only, else ManifestTypeRejectedError). */
+  putManifest(bytes: Uint8Array, instanceDigest?: Digest, options?: OperationOptions): Promise<void> {
+    return this.layout.putManifest(bytes, instanceDigest, options);
+  }
+
+  /** Refuses any signature (an empty list is accepted). */
+  putSignatures(signatures: Signature[], instanceDigest?: Digest, options?: OperationOptions): Promise<void> {
+    return this.layout.putSignatures(signatures, instanceDigest, options);
+  }
+
+  /**
+   * Commits the temp layout, then replaces the archive with a tar of it (temp file and rename).
+   * Without a manifest put, the archive is left as it was.
+   */
+  async commit(options: OperationOptions = {}): Promise<void> {
+    if (!this.layout.hasManifest) return;
+    await this.layout.commit(options);
+    await packLayout(this.dir, this.reference.resolvedPath, options);
+  }
+
+  /** Removes the temp layout; without a commit the archive was never touched. */
+  async close(): Promise<void> {
+    await this.layout.close();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Whether the existing archive already holds this image under this name: its index.json is read
+   * (by seeking over entry headers, so no blob is read), the scan stops as soon as index.json shows
+   * the image is not there, and every blob the manifest needs must have an entry of the right size.
+   * Answers false when in doubt (no archive, not a tar, an unreadable index).
+   */
+  async alreadyContainsManifest(digest: Digest, bytes: Uint8Array, options: OperationOptions = {}): Promise<ManifestPresence> {
+    options.signal?.throwIfAborted();
+    if (computeDigest(bytes, digestAlgorithm(parseDigest(digest))) !== digest) return { present: false };
+    const handle = await open(this.reference.resolvedPath, 'r').catch(() => undefined);
+    if (!handle) return { present: false };
+    try {
+      const files = new Map<string, TarHeader>();
+      let index: LayoutIndex | undefined;
+      for await (const entry of scanTar(handle)) {
+        const name = entryPath(entry.name);
+        if (name === undefined || (entry.type !== '0' && entry.type !== '7')) continue;
+        files.set(name, entry);
+        if (name !== 'index.json') continue;
+        if (entry.size > maxIndexSize) return { present: false };
+        const data = Buffer.alloc(entry.size);
+        await handle.read(data, 0, entry.size, entry.offset);
+        index = parseIndex(data, this.reference.resolvedPath);
+        if (!indexHasImage(index, this.reference.image, digest, bytes.byteLength)) return { present: false };
+      }
+      if (!index) return { present: false };
+      return { present: await isImageComplete(archiveBlobLookup(handle, files), digest, bytes) };
+    } catch {
+      return { present: false };
+    } finally {
+      await handle.close();
+    }
+  }
+}

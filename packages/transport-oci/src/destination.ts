@@ -1,0 +1,247 @@
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import {
+  type BlobInfo,
+  computeDigest,
+  copyBlobFile,
+  type Digest,
+  digestAlgorithm,
+  guessMediaType,
+  type ImageDestination,
+  type ImageReference,
+  type LayerCompression,
+  type ManifestPresence,
+  ManifestTypeRejectedError,
+  MediaTypes,
+  NotSupportedError,
+  type OperationOptions,
+  type PutBlobOptions,
+  parseDigest,
+  type Signature,
+  type TryReusingBlobOptions,
+  tempPathFor,
+  type UploadInfo,
+  verifyBytes,
+  writeBlobFile,
+} from '@img/core';
+import {
+  blobPath,
+  directoryBlobLookup,
+  type IndexDescriptor,
+  isImageComplete,
+  isNotFound,
+  type LayoutIndex,
+  layoutDirectoryState,
+  ociLayoutContent,
+  readIndexIfExists,
+  refNameAnnotation,
+  refNameOf,
+  writeFileAtomically,
+} from './layout.js';
+
+/** The top-level manifest put, to be referenced from index.json at commit. */
+interface PutManifest {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+}
+
+/**
+ * Returns `manifests` with `entry` in place of the entries it supersedes: those with the same ref
+ * name, and unnamed entries for the same digest (containers/image's addManifest folds those in too).
+ * The new entry takes the position of the first one replaced, else goes last; the others stay as they were.
+ */
+export function replaceIndexEntry(manifests: readonly IndexDescriptor[], entry: IndexDescriptor): IndexDescriptor[] {
+  const name = refNameOf(entry);
+  const out: IndexDescriptor[] = [];
+  let placed = false;
+  for (const existing of manifests) {
+    const existingName = refNameOf(existing);
+    const superseded =
+      (name !== undefined && existingName === name) || (existingName === undefined && existing.digest === entry.digest);
+    if (!superseded) out.push(existing);
+    else if (!placed) {
+      out.push(entry);
+      placed = true;
+    }
+  }
+  if (!placed) out.push(entry);
+  return out;
+}
+
+/**
+ * Writes one image into an OCI layout directory. Internal: references hand it out as an
+ * ImageDestination. Blobs go to `blobs/<alg>/<hex>` through verified temp files; index.json is
+ * rewritten (temp file and rename) only at commit, so an interrupted copy leaves it as it was.
+ */
+export class OciImageDestination implements ImageDestination {
+  /** OCI only: a Docker schema 2 manifest is refused so that the engine converts it. */
+  readonly supportedManifestMediaTypes: readonly string[] = [MediaTypes.ociManifest, MediaTypes.ociIndex];
+  readonly desiredLayerCompression: LayerCompression = 'compress';
+  readonly supportsSignatures = false;
+  readonly mustMatchRuntimeOS = false;
+  readonly hasThreadSafePutBlob = true;
+  private topLevel: PutManifest | undefined;
+
+  private constructor(
+    readonly reference: ImageReference,
+    private readonly root: string,
+    private readonly image: string,
+  ) {}
+
+  /**
+   * Opens (creating when missing) the layout at `root` for writing the image named `image` (none when
+   * empty). A file at `root` or an unreadable index.json fails with InvalidLayoutError.
+   */
+  static async open(
+    reference: ImageReference,
+    root: string,
+    image: string,
+    options: OperationOptions = {},
+  ): Promise<OciImageDestination> {
+    options.signal?.throwIfAborted();
+    if ((await layoutDirectoryState(root)) === 'directory') await readIndexIfExists(root, options);
+    // image-spec "image-layout.md": the blobs directory MUST exist, and MAY be empty.
+    await mkdir(join(root, 'blobs'), { recursive: true });
+    return new OciImageDestination(reference, root, image);
+  }
+
+  /** Whether a top-level manifest has been put, i.e. whether commit has an image to record. */
+  get hasManifest(): boolean {
+    return this.topLevel !== undefined;
+  }
+
+  /**
+   * Stores a blob, verified against `info` while streaming; with no digest given, it is computed and
+   * the file renamed into place afterwards. On any failure nothing is left under `blobs/`.
+   */
+  async putBlob(stream: Readable, info: UploadInfo, options: PutBlobOptions = {}): Promise<BlobInfo> {
+    if (info.digest) {
+      const path = await this.prepareBlobPath(info.digest);
+      const written = await writeBlobFile(stream, path, { digest: info.digest, size: info.size }, options);
+      return withMediaType(written, info);
+    }
+    // The name is known only at the end: stage the file in the layout's root, outside blobs/.
+    const staging = join(this.root, tempPathFor('oci-put-blob'));
+    const written = await writeBlobFile(stream, staging, { size: info.size }, options);
+    try {
+      await rename(staging, await this.prepareBlobPath(written.digest));
+    } catch (error) {
+      await rm(staging, { force: true });
+      throw error;
+    }
+    return withMediaType(written, info);
+  }
+
+  /** Stores a blob from a regular file by kernel copy (a clone where possible), verified as putBlob. */
+  async putBlobFromFile(path: string, info: BlobInfo, options: PutBlobOptions = {}): Promise<BlobInfo> {
+    const target = await this.prepareBlobPath(info.digest);
+    return withMediaType(await copyBlobFile(path, target, info, options), info);
+  }
+
+  /**
+   * Reports the blob as present when `blobs/<alg>/<hex>` is a file of the expected size (stat only,
+   * nothing is read). Other digests are never substituted.
+   */
+  async tryReusingBlob(info: BlobInfo, options: TryReusingBlobOptions = {}): Promise<BlobInfo | undefined> {
+    options.signal?.throwIfAborted();
+    const size = await directoryBlobLookup(this.root).size(parseDigest(info.digest));
+    if (size === undefined || (info.size !== -1 && size !== info.size)) return undefined;
+    return withMediaType({ digest: info.digest, size }, info);
+  }
+
+  /**
+   * Stores a manifest blob: the image's, or with `instanceDigest` one instance of the index put
+   * last. Only OCI manifests and indexes are accepted (else ManifestTypeRejectedError, so the engine
+   * converts); the bytes must match `instanceDigest` when given.
+   */
+  async putManifest(bytes: Uint8Array, instanceDigest?: Digest, options: OperationOptions = {}): Promise<void> {
+    const mediaType = guessMediaType(bytes);
+    if (!this.supportedManifestMediaTypes.includes(mediaType)) {
+      throw new ManifestTypeRejectedError(mediaType, this.reference.toString());
+    }
+    let digest: Digest;
+    if (instanceDigest) {
+      verifyBytes(bytes, instanceDigest, 'manifest');
+      digest = instanceDigest;
+    } else {
+      digest = computeDigest(bytes);
+    }
+    const path = await this.prepareBlobPath(digest);
+    await writeBlobFile(Readable.from([Buffer.from(bytes)]), path, { digest, size: bytes.byteLength }, options);
+    if (!instanceDigest) this.topLevel = { mediaType, digest, size: bytes.byteLength };
+  }
+
+  /** Signatures cannot be stored in an OCI layout: an empty list is accepted, any other refused. */
+  async putSignatures(signatures: Signature[], _instanceDigest?: Digest, _options?: OperationOptions): Promise<void> {
+    if (signatures.length > 0) {
+      throw new NotSupportedError(`${this.reference} cannot store signatures: OCI layouts have no place for them`);
+    }
+  }
+
+  /**
+   * Records the image in index.json: the file is read again now (another writer may have added
+   * images since open), the entry with this ref name is replaced and the others kept, and the result
+   * renamed over index.json. Without a top-level manifest put, nothing changes.
+   */
+  async commit(options: OperationOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted();
+    const manifest = this.topLevel;
+    if (!manifest) return;
+    const layoutPath = join(this.root, 'oci-layout');
+    if (!(await exists(layoutPath))) await writeFileAtomically(layoutPath, ociLayoutContent);
+    const index: LayoutIndex = (await readIndexIfExists(this.root, options)) ?? {
+      schemaVersion: 2,
+      mediaType: MediaTypes.ociIndex,
+      manifests: [],
+    };
+    const entry: IndexDescriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size };
+    if (this.image !== '') entry.annotations = { [refNameAnnotation]: this.image };
+    index.manifests = replaceIndexEntry(index.manifests, entry);
+    await writeFileAtomically(join(this.root, 'index.json'), JSON.stringify(index));
+  }
+
+  /** Nothing to release; without a commit, index.json was never touched (uploaded blobs stay for reuse). */
+  async close(): Promise<void> {}
+
+  /**
+   * Whether index.json already has an entry with this ref name (any entry, for an unnamed reference)
+   * and this digest, and every blob the manifest needs is present with the right size: stat only,
+   * no layer is read; the instance manifests of an index are read and followed.
+   */
+  async alreadyContainsManifest(digest: Digest, bytes: Uint8Array, options: OperationOptions = {}): Promise<ManifestPresence> {
+    const index = await readIndexIfExists(this.root, options);
+    if (!index || !indexHasImage(index, this.image, digest, bytes.byteLength)) return { present: false };
+    if (computeDigest(bytes, digestAlgorithm(parseDigest(digest))) !== digest) return { present: false };
+    return { present: await isImageComplete(directoryBlobLookup(this.root), digest, bytes) };
+  }
+
+  private async prepareBlobPath(digest: string): Promise<string> {
+    const path = blobPath(this.root, digest);
+    await mkdir(join(path, '..'), { recursive: true });
+    return path;
+  }
+}
+
+/** Whether index.json lists `digest` under `image` (under any name or none, when `image` is empty). */
+export function indexHasImage(index: LayoutIndex, image: string, digest: Digest, size: number): boolean {
+  return index.manifests.some(
+    (entry) => entry.digest === digest && entry.size === size && (image === '' || refNameOf(entry) === image),
+  );
+}
+
+function withMediaType(result: BlobInfo, info: Pick<BlobInfo, 'mediaType'>): BlobInfo {
+  return info.mediaType ? { ...result, mediaType: info.mediaType } : result;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (error) {
+    if (isNotFound(error)) return false;
+    throw error;
+  }
+}
+

@@ -1,0 +1,16 @@
+import { registerTransport } from '@img/core';
+import { ociArchiveTransport, ociTransport } from './transport.js';
+
+export {
+  newOciArchiveReference,
+  newOciIndexReference,
+  newOciReference,
+  OciArchiveReference,
+  OciReference,
+} from './reference.js';
+export { ociArchiveTransport, ociTransport } from './transport.js';
+export type { OciArchiveTransport, OciTransport } from './transport.js';
+
+// Importing the package makes `oci:` and `oci-archive:` names parseable (STYLE.md section 8).
+registerTransport(ociTransport);
+registerTransport(ociArchiveTransport);

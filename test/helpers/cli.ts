@@ -1,0 +1,75 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root. */
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+/** The built `img` binary. */
+export const imgBin = join(repoRoot, 'apps/cli/bin/run.js');
+
+/** What a finished command printed and how it exited. */
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program to completion, capturing its output. */
+export function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+/** A temp directory per test file, with `img` run in an isolated home and data dir. */
+export class Sandbox {
+  private constructor(readonly dir: string) {}
+
+  static async create(): Promise<Sandbox> {
+    return new Sandbox(await mkdtemp(join(tmpdir(), 'img-e2e-')));
+  }
+
+  path(...parts: string[]): string {
+    return join(this.dir, ...parts);
+  }
+
+  env(): NodeJS.ProcessEnv {
+    return {
+      PATH: process.env.PATH,
+      HOME: this.path('home'),
+      XDG_CONFIG_HOME: this.path('home/.config'),
+      XDG_DATA_HOME: this.path('home/.local/share'),
+      XDG_CACHE_HOME: this.path('home/.cache'),
+      XDG_RUNTIME_DIR: this.path('run'),
+      IMG_DATA_DIR: this.path('img-data'),
+      TMPDIR: tmpdir(),
+    };
+  }
+
+  /** Runs the built `img` with the sandbox's environment. */
+  img(...args: string[]): Promise<RunResult> {
+    return run(process.execPath, [imgBin, ...args], { env: this.env() });
+  }
+
+  async cleanup(): Promise<void> {
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs skopeo with a permissive policy (it has no policy file in a sandbox). */
+export function skopeo(...args: string[]): Promise<RunResult> {
+  return run('skopeo', ['--insecure-policy', ...args]);
+}
