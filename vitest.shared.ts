@@ -10,5 +10,8 @@ const packages = readdirSync(`${root}packages`);
  */
 export const sourceAliases = [
   { find: /^@img\/testing\/conformance$/, replacement: `${root}packages/testing/src/conformance.ts` },
-  ...packages.map((dir) => ({ find: new RegExp(`^@img/${dir}$`), replacement: `${root}packages/${dir}/src/index.ts` })),
+  ...packages.map((dir) => ({
+    find: new RegExp(`^@img/${dir}$`),
+    replacement: `${root}packages/${dir}/src/index.ts`,
+  })),
 ];

@@ -12,10 +12,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { createGzip } from 'node:zlib';
-import { computeDigest } from '@img/core';
-
-
-import { DigestingStream } from '@img/core';
+import { computeDigest, DigestingStream } from '@img/core';
 
 const { values } = parseArgs({
   options: {
@@ -86,8 +83,16 @@ async function makeImage(layout) {
     JSON.stringify({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-      layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: l.digest, size: l.size })),
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: configDigest,
+        size: config.length,
+      },
+      layers: layers.map((l) => ({
+        mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+        digest: l.digest,
+        size: l.size,
+      })),
     }),
   );
   const manifestDigest = computeDigest(manifest);
@@ -130,9 +135,16 @@ async function scenario(name, tool, prepare, args) {
   for (let i = 0; i < runs; i++) {
     await prepare();
     execFileSync('sync');
-    samples.push(tool === 'img' ? timed(process.execPath, [imgBin, ...args]) : timed('/usr/bin/skopeo', args));
+    samples.push(
+      tool === 'img' ? timed(process.execPath, [imgBin, ...args]) : timed('/usr/bin/skopeo', args),
+    );
   }
-  return { name, tool, wall: median(samples.map((s) => s.wall)), rssMiB: Math.max(...samples.map((s) => s.rssMiB)) };
+  return {
+    name,
+    tool,
+    wall: median(samples.map((s) => s.wall)),
+    rssMiB: Math.max(...samples.map((s) => s.rssMiB)),
+  };
 }
 
 const src = join(work, 'src');
@@ -148,16 +160,52 @@ const rows = [];
 const tools = hasSkopeo ? ['img', 'skopeo'] : ['img'];
 for (const tool of tools) {
   const quiet = tool === 'img' ? ['--quiet'] : ['--quiet'];
-  rows.push(await scenario('oci → oci (new)', tool, clean, ['--insecure-policy', 'copy', ...quiet, `oci:${src}:bench`, `oci:${out}:bench`]));
-  rows.push(await scenario('oci → oci (again)', tool, noop, ['--insecure-policy', 'copy', ...quiet, `oci:${src}:bench`, `oci:${out}:bench`]));
-  rows.push(await scenario('oci → dir (new)', tool, clean, ['--insecure-policy', 'copy', ...quiet, `oci:${src}:bench`, `dir:${out}`]));
-  rows.push(await scenario('oci → dir (again)', tool, noop, ['--insecure-policy', 'copy', ...quiet, `oci:${src}:bench`, `dir:${out}`]));
+  rows.push(
+    await scenario('oci → oci (new)', tool, clean, [
+      '--insecure-policy',
+      'copy',
+      ...quiet,
+      `oci:${src}:bench`,
+      `oci:${out}:bench`,
+    ]),
+  );
+  rows.push(
+    await scenario('oci → oci (again)', tool, noop, [
+      '--insecure-policy',
+      'copy',
+      ...quiet,
+      `oci:${src}:bench`,
+      `oci:${out}:bench`,
+    ]),
+  );
+  rows.push(
+    await scenario('oci → dir (new)', tool, clean, [
+      '--insecure-policy',
+      'copy',
+      ...quiet,
+      `oci:${src}:bench`,
+      `dir:${out}`,
+    ]),
+  );
+  rows.push(
+    await scenario('oci → dir (again)', tool, noop, [
+      '--insecure-policy',
+      'copy',
+      ...quiet,
+      `oci:${src}:bench`,
+      `dir:${out}`,
+    ]),
+  );
   rows.push(await scenario('inspect oci:', tool, noop, ['inspect', `oci:${src}:bench`]));
 }
 await clean();
 
-console.log(`\n${sizeMiB} MiB, ${layerCount} layers, median of ${runs} runs, node ${process.version}${hasSkopeo ? `, ${execFileSync('/usr/bin/skopeo', ['--version']).toString().trim()}` : ''}\n`);
-console.log('| scenario | img wall s | img peak RSS MiB | skopeo wall s | skopeo peak RSS MiB | img / skopeo |');
+console.log(
+  `\n${sizeMiB} MiB, ${layerCount} layers, median of ${runs} runs, node ${process.version}${hasSkopeo ? `, ${execFileSync('/usr/bin/skopeo', ['--version']).toString().trim()}` : ''}\n`,
+);
+console.log(
+  '| scenario | img wall s | img peak RSS MiB | skopeo wall s | skopeo peak RSS MiB | img / skopeo |',
+);
 console.log('|---|---|---|---|---|---|');
 for (const r of rows.filter((r) => r.tool === 'img')) {
   const s = rows.find((x) => x.tool === 'skopeo' && x.name === r.name);

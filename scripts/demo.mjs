@@ -15,7 +15,12 @@ const layout = join(work, 'layout');
 const dir = join(work, 'dir');
 const back = join(work, 'layout-back');
 
-const sample = await randomImage({ seed: 42, layers: 3, layerSize: 2 << 20, labels: { 'org.example.demo': 'img' } });
+const sample = await randomImage({
+  seed: 42,
+  layers: 3,
+  layerSize: 2 << 20,
+  labels: { 'org.example.demo': 'img' },
+});
 const store = new MemoryStore('sample');
 await copyImage(newOciReference(layout, 'demo'), store.add('demo', sample), {
   policy: new PolicyContext(insecureAcceptAnythingPolicy),

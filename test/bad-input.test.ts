@@ -18,7 +18,10 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
     for (const e of entries) {
       const p = join(d, e.name);
       if (e.isDirectory()) await walk(p);
-      else out[p.slice(dir.length)] = createHash('sha256').update(await readFile(p)).digest('hex');
+      else
+        out[p.slice(dir.length)] = createHash('sha256')
+          .update(await readFile(p))
+          .digest('hex');
     }
   };
   await walk(dir);
@@ -101,7 +104,13 @@ describe('bad input: one clear line, a non-zero exit, the destination unchanged'
 
   it('refuses a manifest over 4 MiB', async () => {
     const layout = await variant('oversized', async (l) => {
-      const big = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', pad: 'x'.repeat(5 << 20) }));
+      const big = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          pad: 'x'.repeat(5 << 20),
+        }),
+      );
       const digest = createHash('sha256').update(big).digest('hex');
       await writeFile(join(l, 'blobs/sha256', digest), big);
       const index = JSON.parse(await readFile(join(l, 'index.json'), 'utf8'));
@@ -114,11 +123,18 @@ describe('bad input: one clear line, a non-zero exit, the destination unchanged'
 
   it('refuses an unsupported manifest media type', async () => {
     const layout = await variant('mediatype', async (l) => {
-      const odd = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.example.thing+json', layers: [] }));
+      const odd = Buffer.from(
+        JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.example.thing+json', layers: [] }),
+      );
       const digest = createHash('sha256').update(odd).digest('hex');
       await writeFile(join(l, 'blobs/sha256', digest), odd);
       const index = JSON.parse(await readFile(join(l, 'index.json'), 'utf8'));
-      index.manifests[0] = { mediaType: 'application/vnd.example.thing+json', digest: `sha256:${digest}`, size: odd.length, annotations: index.manifests[0].annotations };
+      index.manifests[0] = {
+        mediaType: 'application/vnd.example.thing+json',
+        digest: `sha256:${digest}`,
+        size: odd.length,
+        annotations: index.manifests[0].annotations,
+      };
       await writeFile(join(l, 'index.json'), JSON.stringify(index));
     });
     await expectFailure(`oci:${layout}:v1`, /unsupported.*media type|application\/vnd\.example\.thing/);

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run, Sandbox, skopeo } from './helpers/cli.js';
 import { writeOciImage } from './helpers/images.js';
@@ -46,7 +46,12 @@ describe.runIf(hasSkopeo)('skopeo reads what img writes, and img reads what skop
       expect(await skopeoDigest(target)).toBe(await skopeoDigest(`oci:${src}:v1`));
       expect(await skopeoLayers(target)).toEqual(await skopeoLayers(`oci:${src}:v1`));
       // skopeo copies it out again, verifying every blob on the way.
-      const out = await skopeo('copy', '--quiet', target, `oci:${box.path(`back-${name.replace(':', '')}`)}:v1`);
+      const out = await skopeo(
+        'copy',
+        '--quiet',
+        target,
+        `oci:${box.path(`back-${name.replace(':', '')}`)}:v1`,
+      );
       expect(out.code, out.stderr).toBe(0);
     });
 
@@ -55,7 +60,13 @@ describe.runIf(hasSkopeo)('skopeo reads what img writes, and img reads what skop
       const copied = await skopeo('copy', '--quiet', `oci:${src}:v1`, target);
       expect(copied.code, copied.stderr).toBe(0);
       expect(await imgDigest(box, target)).toBe(await skopeoDigest(target));
-      const back = await box.img('--insecure-policy', 'copy', '--quiet', target, `oci:${box.path('img-back')}:${name.replace(/[^a-z]/g, '')}`);
+      const back = await box.img(
+        '--insecure-policy',
+        'copy',
+        '--quiet',
+        target,
+        `oci:${box.path('img-back')}:${name.replace(/[^a-z]/g, '')}`,
+      );
       expect(back.code, back.stderr).toBe(0);
       const inspected = JSON.parse((await box.img('inspect', target)).stdout);
       expect(inspected.Layers).toEqual(await skopeoLayers(target));
@@ -82,7 +93,13 @@ describe.runIf(hasUmoci)('umoci builds fixtures img copies, and unpacks what img
     const repack = await run('umoci', ['repack', '--image', `${layout}:base`, bundle]);
     expect(repack.code, repack.stderr).toBe(0);
 
-    const copied = await box.img('--insecure-policy', 'copy', '--quiet', `oci:${layout}:base`, `oci:${box.path('copy')}:v1`);
+    const copied = await box.img(
+      '--insecure-policy',
+      'copy',
+      '--quiet',
+      `oci:${layout}:base`,
+      `oci:${box.path('copy')}:v1`,
+    );
     expect(copied.code, copied.stderr).toBe(0);
     const unpacked = box.path('unpacked');
     const r = await run('umoci', ['unpack', '--rootless', '--image', `${box.path('copy')}:v1`, unpacked]);

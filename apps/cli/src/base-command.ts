@@ -2,8 +2,8 @@ import {
   type ImageReference,
   insecureAcceptAnythingPolicy,
   loadPolicy,
-  parseImageName,
   PolicyContext,
+  parseImageName,
   type SystemContext,
 } from '@img/core';
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
@@ -26,7 +26,9 @@ export const durationFlag = Flags.custom<number>({
 });
 
 /** The flags of a command class, the global ones included. */
-export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
+export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof BaseCommand)['baseFlags'] & T['flags']
+>;
 /** The arguments of a command class. */
 export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
 
@@ -47,6 +49,12 @@ function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').trim();
 }
 
+/** An error's message on one line, credentials removed: what the CLI prints of an error. */
+export function errorMessage(error: unknown): string {
+  const text = error instanceof Error ? error.message || error.name : String(error);
+  return redactCredentials(oneLine(text));
+}
+
 /**
  * The base of every `img` command: skopeo's global flags (which `bin/run.js` also accepts before
  * the command), the abort signal for `--command-timeout` and Ctrl-C, the SystemContext and policy
@@ -55,9 +63,13 @@ function oneLine(text: string): string {
  */
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override baseFlags = {
-    debug: Flags.boolean({ description: 'Print the stack and the causes of an error.', helpGroup: globalGroup }),
+    debug: Flags.boolean({
+      description: 'Print the stack and the causes of an error.',
+      helpGroup: globalGroup,
+    }),
     policy: Flags.string({
-      description: 'Trust policy file (default: ~/.config/containers/policy.json, then /etc/containers/policy.json).',
+      description:
+        'Trust policy file (default: ~/.config/containers/policy.json, then /etc/containers/policy.json).',
       helpValue: 'PATH',
       helpGroup: globalGroup,
     }),
@@ -142,6 +154,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return parseImageName(name);
   }
 
+  /** Writes one `Warning: …` line to stderr. */
+  protected warnLine(message: string): void {
+    process.stderr.write(`Warning: ${redactCredentials(oneLine(message))}\n`);
+  }
+
   /** Writes text to stdout as is (no newline added). */
   protected write(text: string | Uint8Array): void {
     process.stdout.write(text);
@@ -152,7 +169,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (error instanceof Errors.ExitError) throw error;
     if (error instanceof Errors.CLIError && error.oclif?.exit === 2) return super.catch(error);
     const debug = this.flags?.debug ?? this.argv.includes('--debug');
-    let message = error.message || String(error);
+    let message = errorMessage(error);
     let exitCode = 1;
     if (this.interrupt.signal.aborted) {
       message = 'interrupted';
@@ -160,7 +177,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     } else if (this.timeoutSignal?.aborted) {
       message = `command timed out after ${formatGoDuration(this.flags['command-timeout'] ?? 0)}`;
     }
-    process.stderr.write(`Error: ${redactCredentials(oneLine(message))}\n`);
+    process.stderr.write(`Error: ${message}\n`);
     if (debug) process.stderr.write(redactCredentials(describeError(error)));
     process.exitCode = exitCode;
     return undefined;
@@ -196,7 +213,9 @@ export function describeError(error: unknown): string {
     seen.add(e);
     if (e instanceof Error) {
       const code = (e as { code?: unknown }).code;
-      lines.push(`${prefix}${e.stack ?? `${e.name}: ${e.message}`}${typeof code === 'string' ? ` [${code}]` : ''}`);
+      lines.push(
+        `${prefix}${e.stack ?? `${e.name}: ${e.message}`}${typeof code === 'string' ? ` [${code}]` : ''}`,
+      );
       if (e instanceof AggregateError) for (const inner of e.errors) visit(inner, 'Including: ');
       if (e.cause !== undefined) visit(e.cause, 'Caused by: ');
     } else {

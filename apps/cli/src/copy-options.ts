@@ -1,4 +1,11 @@
-import { type CopyEvent, type CopyOptions, type ImageListSelection, MediaTypes, type PolicyChecker, type SystemContext } from '@img/core';
+import {
+  type CopyEvent,
+  type CopyOptions,
+  type ImageListSelection,
+  MediaTypes,
+  type PolicyChecker,
+  type SystemContext,
+} from '@img/core';
 
 /** `copy --format` values and the manifest media type each forces (as skopeo maps them). */
 export const manifestFormats = {
@@ -8,7 +15,11 @@ export const manifestFormats = {
 } as const;
 
 /** `copy --multi-arch` values. */
-export const multiArchValues = ['system', 'all', 'index-only'] as const satisfies readonly ImageListSelection[];
+export const multiArchValues = [
+  'system',
+  'all',
+  'index-only',
+] as const satisfies readonly ImageListSelection[];
 
 /** The `copy` flags that shape the copy itself. */
 export interface CopyFlags {
@@ -43,7 +54,8 @@ export function copyOptionsFromFlags(flags: CopyFlags, wiring: CopyWiring): Copy
     destinationCtx: wiring.destinationCtx,
     imageListSelection: imageListSelection(flags),
   };
-  if (flags.format) options.forceManifestMediaType = manifestFormats[flags.format as keyof typeof manifestFormats];
+  if (flags.format)
+    options.forceManifestMediaType = manifestFormats[flags.format as keyof typeof manifestFormats];
   if (flags['remove-signatures']) options.removeSignatures = true;
   if (flags['preserve-digests']) options.preserveDigests = true;
   // skopeo: 0 leaves the library default (6).

@@ -1,8 +1,8 @@
 const unitMs: Record<string, number> = {
   ns: 1e-6,
   us: 1e-3,
-  'µs': 1e-3, // U+00B5 micro sign
-  'μs': 1e-3, // U+03BC Greek mu
+  µs: 1e-3, // U+00B5 micro sign
+  μs: 1e-3, // U+03BC Greek mu
   ms: 1,
   s: 1000,
   m: 60_000,
@@ -30,7 +30,8 @@ export function parseGoDuration(text: string): number {
   const part = /^(\d*)(?:\.(\d*))?([a-zµμ]+)/;
   while (rest !== '') {
     const m = part.exec(rest);
-    if (!m || (m[1] === '' && (m[2] === undefined || m[2] === ''))) fail('expected a number with a unit, e.g. 30s or 1m30s');
+    if (!m || (m[1] === '' && (m[2] === undefined || m[2] === '')))
+      fail('expected a number with a unit, e.g. 30s or 1m30s');
     const unit = m![3]!;
     const scale = unitMs[unit];
     if (scale === undefined) fail(`unknown unit "${unit}" (use ns, us, ms, s, m or h)`);

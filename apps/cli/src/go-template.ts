@@ -58,7 +58,11 @@ function splitTemplate(source: string): Array<string | RawAction> {
       break;
     }
     let start = open + 2;
-    if (source.startsWith('- ', start) || source.startsWith('-\t', start) || source.startsWith('-\n', start)) {
+    if (
+      source.startsWith('- ', start) ||
+      source.startsWith('-\t', start) ||
+      source.startsWith('-\n', start)
+    ) {
       text = text.replace(/\s+$/, '');
       start += 1;
     }
@@ -258,7 +262,9 @@ class Parser {
       const first = this.tokens[0]!;
       if (first.t === 'ident') {
         if (unsupportedKeywords.has(first.name)) {
-          this.fail(`"${first.name}" is not supported (img supports fields, variables, if, with, range and functions)`);
+          this.fail(
+            `"${first.name}" is not supported (img supports fields, variables, if, with, range and functions)`,
+          );
         }
         if (first.name === 'end') {
           if (this.tokens.length > 1) this.fail('unexpected text after end');
@@ -363,10 +369,14 @@ class Parser {
         return { kind: 'pipe', pipe, fields: this.fieldsAfter() };
       }
       case 'ident':
-        if (token.name === 'true' || token.name === 'false') return { kind: 'literal', value: token.name === 'true' };
+        if (token.name === 'true' || token.name === 'false')
+          return { kind: 'literal', value: token.name === 'true' };
         if (token.name === 'nil') return { kind: 'literal', value: null };
         if (token.name in functions) return { kind: 'func', name: token.name };
-        if (['if', 'with', 'range', 'else', 'end'].includes(token.name) || unsupportedKeywords.has(token.name)) {
+        if (
+          ['if', 'with', 'range', 'else', 'end'].includes(token.name) ||
+          unsupportedKeywords.has(token.name)
+        ) {
           this.fail(`unexpected "${token.name}"`);
         }
         return this.fail(`function "${token.name}" not defined`);
@@ -397,13 +407,15 @@ function typeName(value: unknown): string {
 function truthy(value: unknown): boolean {
   if (value === undefined || value === null || value === false || value === 0 || value === '') return false;
   if (Array.isArray(value)) return value.length > 0;
-  if (typeof value === 'object' && !(value instanceof GoTime) && !goStructName(value)) return Object.keys(value).length > 0;
+  if (typeof value === 'object' && !(value instanceof GoTime) && !goStructName(value))
+    return Object.keys(value).length > 0;
   return true;
 }
 
 function comparable(value: unknown): unknown {
   if (value instanceof GoTime) return value.rfc3339;
-  if (value !== null && typeof value === 'object') throw new TemplateError(`cannot compare values of type ${typeName(value)}`);
+  if (value !== null && typeof value === 'object')
+    throw new TemplateError(`cannot compare values of type ${typeName(value)}`);
   return value;
 }
 
@@ -417,14 +429,16 @@ function goIndex(collection: unknown, ...keys: unknown[]): unknown {
   let value = collection;
   for (const key of keys) {
     if (Array.isArray(value) || typeof value === 'string') {
-      if (typeof key !== 'number' || !Number.isInteger(key)) throw new TemplateError(`index: cannot index a list with ${typeName(key)}`);
+      if (typeof key !== 'number' || !Number.isInteger(key))
+        throw new TemplateError(`index: cannot index a list with ${typeName(key)}`);
       if (key < 0 || key >= value.length) throw new TemplateError(`index: index out of range: ${key}`);
       value = typeof value === 'string' ? value.charCodeAt(key) : value[key];
     } else if (value === null || value === undefined) {
       // A nil map yields the zero value.
       value = '';
     } else if (typeof value === 'object' && !goStructName(value) && !(value instanceof GoTime)) {
-      if (typeof key !== 'string') throw new TemplateError(`index: map key must be a string, got ${typeName(key)}`);
+      if (typeof key !== 'string')
+        throw new TemplateError(`index: map key must be a string, got ${typeName(key)}`);
       // A missing key yields the element type's zero value, for Labels and Annotations an empty string.
       value = Object.hasOwn(value, key) ? (value as Record<string, unknown>)[key] : '';
     } else {
@@ -438,7 +452,8 @@ function goLen(value: unknown): number {
   if (typeof value === 'string') return Buffer.byteLength(value);
   if (Array.isArray(value)) return value.length;
   if (value === null) return 0;
-  if (typeof value === 'object' && !goStructName(value) && !(value instanceof GoTime)) return Object.keys(value).length;
+  if (typeof value === 'object' && !goStructName(value) && !(value instanceof GoTime))
+    return Object.keys(value).length;
   throw new TemplateError(`len of type ${typeName(value)}`);
 }
 
@@ -454,36 +469,40 @@ function goSprint(args: unknown[]): string {
 
 function goSprintf(format: string, args: unknown[]): string {
   let next = 0;
-  return format.replace(/%([-+# 0]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])/g, (whole, flags: string, width?: string, precision?: string, verb?: string) => {
-    if (verb === '%') return '%';
-    if (next >= args.length) return `%!${verb}(MISSING)`;
-    const arg = args[next++];
-    let text: string;
-    switch (verb) {
-      case 'v':
-      case 's':
-        text = goPrint(arg);
-        if (precision !== undefined) text = text.slice(0, Number(precision));
-        break;
-      case 'q':
-        text = JSON.stringify(goPrint(arg));
-        break;
-      case 'd':
-        text = typeof arg === 'number' ? String(Math.trunc(arg)) : `%!d(${typeName(arg)}=${goPrint(arg)})`;
-        break;
-      case 'x':
-        text = typeof arg === 'number' ? arg.toString(16) : Buffer.from(goPrint(arg)).toString('hex');
-        break;
-      case 't':
-        text = String(arg);
-        break;
-      default:
-        throw new TemplateError(`printf: unsupported verb ${whole}`);
-    }
-    const w = Number(width ?? 0);
-    if (text.length < w) text = flags.includes('-') ? text.padEnd(w) : text.padStart(w, flags.includes('0') ? '0' : ' ');
-    return text;
-  });
+  return format.replace(
+    /%([-+# 0]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])/g,
+    (whole, flags: string, width?: string, precision?: string, verb?: string) => {
+      if (verb === '%') return '%';
+      if (next >= args.length) return `%!${verb}(MISSING)`;
+      const arg = args[next++];
+      let text: string;
+      switch (verb) {
+        case 'v':
+        case 's':
+          text = goPrint(arg);
+          if (precision !== undefined) text = text.slice(0, Number(precision));
+          break;
+        case 'q':
+          text = JSON.stringify(goPrint(arg));
+          break;
+        case 'd':
+          text = typeof arg === 'number' ? String(Math.trunc(arg)) : `%!d(${typeName(arg)}=${goPrint(arg)})`;
+          break;
+        case 'x':
+          text = typeof arg === 'number' ? arg.toString(16) : Buffer.from(goPrint(arg)).toString('hex');
+          break;
+        case 't':
+          text = String(arg);
+          break;
+        default:
+          throw new TemplateError(`printf: unsupported verb ${whole}`);
+      }
+      const w = Number(width ?? 0);
+      if (text.length < w)
+        text = flags.includes('-') ? text.padEnd(w) : text.padStart(w, flags.includes('0') ? '0' : ' ');
+      return text;
+    },
+  );
 }
 
 class Scope {
@@ -518,7 +537,9 @@ function field(value: unknown, name: string, source: string): unknown {
   const structType = goStructName(value);
   if (structType) {
     if (!Object.hasOwn(value as object, name)) {
-      throw new TemplateError(`template error at <${source}>: can't evaluate field ${name} in type ${structType}`);
+      throw new TemplateError(
+        `template error at <${source}>: can't evaluate field ${name} in type ${structType}`,
+      );
     }
     return (value as Record<string, unknown>)[name];
   }
@@ -526,7 +547,9 @@ function field(value: unknown, name: string, source: string): unknown {
   if (typeof value === 'object' && !Array.isArray(value) && !(value instanceof GoTime)) {
     return (value as Record<string, unknown>)[name];
   }
-  throw new TemplateError(`template error at <${source}>: can't evaluate field ${name} in type ${typeName(value)}`);
+  throw new TemplateError(
+    `template error at <${source}>: can't evaluate field ${name} in type ${typeName(value)}`,
+  );
 }
 
 function fields(value: unknown, names: readonly string[], source: string): unknown {
@@ -548,7 +571,9 @@ function evalOperand(op: Operand, dot: unknown, scope: Scope, source: string): u
     case 'pipe':
       return fields(evalPipeline(op.pipe, dot, scope), op.fields, source);
     case 'func':
-      throw new TemplateError(`template error at <${source}>: function "${op.name}" needs its arguments in a pipeline or parentheses`);
+      throw new TemplateError(
+        `template error at <${source}>: function "${op.name}" needs its arguments in a pipeline or parentheses`,
+      );
   }
 }
 
@@ -563,7 +588,9 @@ function evalPipeline(pipe: Pipeline, dot: unknown, scope: Scope): unknown {
       value = functions[head!.name]!(...args);
     } else {
       if (rest.length > 0 || hasValue) {
-        throw new TemplateError(`template error at <${pipe.source}>: can't give an argument to a non-function`);
+        throw new TemplateError(
+          `template error at <${pipe.source}>: can't give an argument to a non-function`,
+        );
       }
       value = evalOperand(head!, dot, scope, pipe.source);
     }
@@ -603,7 +630,9 @@ function run(nodes: readonly Node[], dot: unknown, scope: Scope, out: string[]):
         else if (typeof value === 'object' && !goStructName(value) && !(value instanceof GoTime)) {
           entries = goKeys(value).map((k) => [k, (value as Record<string, unknown>)[k]]);
         } else {
-          throw new TemplateError(`template error at <${node.pipe.source}>: range can't iterate over ${goPrint(value)}`);
+          throw new TemplateError(
+            `template error at <${node.pipe.source}>: range can't iterate over ${goPrint(value)}`,
+          );
         }
         if (entries.length === 0) {
           if (node.otherwise) run(node.otherwise, dot, scope, out);

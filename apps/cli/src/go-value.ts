@@ -15,7 +15,9 @@ export function goStruct<T extends object>(value: T, name: string): T {
 
 /** The Go type name of a struct made by {@link goStruct}, or undefined for anything else. */
 export function goStructName(value: unknown): string | undefined {
-  return typeof value === 'object' && value !== null ? (value as { [structName]?: string })[structName] : undefined;
+  return typeof value === 'object' && value !== null
+    ? (value as { [structName]?: string })[structName]
+    : undefined;
 }
 
 const rfc3339 = /^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$/;
@@ -65,11 +67,15 @@ export function goPrint(value: unknown): string {
   if (value === undefined) return '<no value>';
   if (value === null) return '<nil>';
   if (typeof value === 'string') return value;
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return String(value);
   if (value instanceof GoTime) return value.goString();
   if (Array.isArray(value)) return `[${value.map(goPrint).join(' ')}]`;
   if (typeof value === 'object') {
-    if (goStructName(value)) return `{${goKeys(value).map((k) => goPrint((value as Record<string, unknown>)[k])).join(' ')}}`;
+    if (goStructName(value))
+      return `{${goKeys(value)
+        .map((k) => goPrint((value as Record<string, unknown>)[k]))
+        .join(' ')}}`;
     return `map[${goKeys(value)
       .map((k) => `${k}:${goPrint((value as Record<string, unknown>)[k])}`)
       .join(' ')}]`;
@@ -90,7 +96,9 @@ export function goJson(value: unknown, options: { indent?: string; escapeHtml?: 
   const escape = options.escapeHtml ?? true;
   const str = (s: string) => {
     const json = JSON.stringify(s);
-    return escape ? json.replace(htmlUnsafe, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : json;
+    return escape
+      ? json.replace(htmlUnsafe, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+      : json;
   };
   const write = (v: unknown, depth: number): string => {
     if (v === null || v === undefined) return 'null';
@@ -108,7 +116,9 @@ export function goJson(value: unknown, options: { indent?: string; escapeHtml?: 
     if (typeof v === 'object') {
       const keys = goKeys(v);
       if (keys.length === 0) return '{}';
-      const members = keys.map((k) => `${str(k)}${colon}${write((v as Record<string, unknown>)[k], depth + 1)}`);
+      const members = keys.map(
+        (k) => `${str(k)}${colon}${write((v as Record<string, unknown>)[k], depth + 1)}`,
+      );
       return `{${open}${members.join(`,${open}`)}${close}}`;
     }
     return 'null';

@@ -83,10 +83,71 @@ export function ociConfigView(config: Json): object {
         'v1.ImageConfig',
       ),
       rootfs: goStruct(
-        { type: typeof rootfs.type === 'string' ? rootfs.type : '', diff_ids: Array.isArray(rootfs.diff_ids) ? rootfs.diff_ids : null },
+        {
+          type: typeof rootfs.type === 'string' ? rootfs.type : '',
+          diff_ids: Array.isArray(rootfs.diff_ids) ? rootfs.diff_ids : null,
+        },
         'v1.RootFS',
       ),
       history: history && history.length > 0 ? history : undefined,
+    },
+    'v1.Image',
+  );
+}
+
+/**
+ * The same config as Go templates see it: `--config --format` uses the Go field names of the
+ * image-spec struct (`{{.Architecture}}`, `{{.Config.Labels}}`, `{{.RootFS.DiffIDs}}`), not the
+ * JSON keys.
+ */
+export function ociConfigTemplateData(config: Json): object {
+  const c = object(config.config) ?? {};
+  const rootfs = object(config.rootfs) ?? {};
+  const history = Array.isArray(config.history) ? config.history : [];
+  return goStruct(
+    {
+      Created: time(config.created) ?? null,
+      Author: str(config.author) ?? '',
+      Architecture: str(config.architecture) ?? '',
+      Variant: str(config.variant) ?? '',
+      OS: str(config.os) ?? '',
+      OSVersion: str(config['os.version']) ?? '',
+      OSFeatures: strings(config['os.features']) ?? [],
+      Config: goStruct(
+        {
+          User: str(c.User) ?? '',
+          ExposedPorts: set(c.ExposedPorts) ?? {},
+          Env: strings(c.Env) ?? [],
+          Entrypoint: strings(c.Entrypoint) ?? [],
+          Cmd: strings(c.Cmd) ?? [],
+          Volumes: set(c.Volumes) ?? {},
+          WorkingDir: str(c.WorkingDir) ?? '',
+          Labels: stringMap(c.Labels) ?? {},
+          StopSignal: str(c.StopSignal) ?? '',
+          ArgsEscaped: c.ArgsEscaped === true,
+        },
+        'v1.ImageConfig',
+      ),
+      RootFS: goStruct(
+        {
+          Type: typeof rootfs.type === 'string' ? rootfs.type : '',
+          DiffIDs: Array.isArray(rootfs.diff_ids) ? rootfs.diff_ids : [],
+        },
+        'v1.RootFS',
+      ),
+      History: history.map((h) => {
+        const e = object(h) ?? {};
+        return goStruct(
+          {
+            Created: time(e.created) ?? null,
+            CreatedBy: str(e.created_by) ?? '',
+            Author: str(e.author) ?? '',
+            Comment: str(e.comment) ?? '',
+            EmptyLayer: e.empty_layer === true,
+          },
+          'v1.History',
+        );
+      }),
     },
     'v1.Image',
   );

@@ -26,7 +26,10 @@ export interface ProgressRendererOptions {
 }
 
 /** Chooses the mode from `--progress` and `--quiet`, bars only when stderr is a terminal. */
-export function resolveProgressMode(flag: string | undefined, options: { quiet: boolean; isTTY: boolean }): ProgressMode {
+export function resolveProgressMode(
+  flag: string | undefined,
+  options: { quiet: boolean; isTTY: boolean },
+): ProgressMode {
   if (options.quiet) return 'none';
   if (flag === undefined || flag === 'auto') return options.isTTY ? 'bars' : 'lines';
   return flag as ProgressMode;
@@ -134,7 +137,9 @@ export class ProgressRenderer {
     const out = this.options.stderr;
     switch (event.type) {
       case 'blob-done':
-        out.write(`Copying ${event.kind === 'config' ? 'config' : 'blob'} ${shortDigest(event.digest)} done ${formatBytes(event.bytes)}\n`);
+        out.write(
+          `Copying ${event.kind === 'config' ? 'config' : 'blob'} ${shortDigest(event.digest)} done ${formatBytes(event.bytes)}\n`,
+        );
         break;
       case 'blob-reused':
         out.write(
@@ -224,7 +229,10 @@ export class ProgressRenderer {
     const rate = seconds > 0.2 ? ` ${formatBytes(Math.round(row.bytes / seconds))}/s` : '';
     if (row.size <= 0) return `${label} ${formatBytes(row.bytes)}${rate}`;
     const filled = Math.min(barWidth, Math.floor((row.bytes / row.size) * barWidth));
-    const bar = filled >= barWidth ? '='.repeat(barWidth) : `${'='.repeat(filled)}>${' '.repeat(barWidth - filled - 1)}`;
+    const bar =
+      filled >= barWidth
+        ? '='.repeat(barWidth)
+        : `${'='.repeat(filled)}>${' '.repeat(barWidth - filled - 1)}`;
     return `${label} [${bar}] ${formatBytes(row.bytes)} / ${formatBytes(row.size)}${rate}`;
   }
 }
@@ -240,7 +248,9 @@ function messageFor(event: CopyEvent): string | undefined {
         ? `Image already present at destination: storing ${plural(event.missingSignatures, 'missing signature')}`
         : 'Skipping: image already present at destination';
     case 'manifest-written':
-      return event.instance ? `Writing manifest ${shortDigest(event.digest)} to image destination` : 'Writing manifest to image destination';
+      return event.instance
+        ? `Writing manifest ${shortDigest(event.digest)} to image destination`
+        : 'Writing manifest to image destination';
     case 'signatures-written':
       return event.count > 0 ? `Storing ${plural(event.count, 'signature')}` : undefined;
     default:

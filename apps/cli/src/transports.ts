@@ -36,7 +36,12 @@ export function loadTransports(config: Pick<Config, 'runHook'>, warn: WarnFn = s
         warn(`built-in transport package ${name} failed to load: ${messageOf(error)}`);
       }
     }
-    const result = await config.runHook('img:transports', { apiVersion: transportApiVersion }, hookTimeoutMs, true);
+    const result = await config.runHook(
+      'img:transports',
+      { apiVersion: transportApiVersion },
+      hookTimeoutMs,
+      true,
+    );
     registerPluginTransports(result, warn);
   })();
   return loading;
@@ -84,7 +89,9 @@ export function registerPluginTransports(result: Hook.Result<readonly Transport[
       continue;
     }
     if (!Array.isArray(returned)) {
-      warn(`plugin ${plugin.name}: its img:transports hook returned ${typeof returned}, not a list of transports`);
+      warn(
+        `plugin ${plugin.name}: its img:transports hook returned ${typeof returned}, not a list of transports`,
+      );
       continue;
     }
     for (const transport of returned as unknown[]) {
@@ -94,13 +101,17 @@ export function registerPluginTransports(result: Hook.Result<readonly Transport[
       }
       const taken = transports.get(transport.name);
       if (taken && taken !== transport) {
-        warn(`plugin ${plugin.name}: transport "${transport.name}" is already registered; the plugin's is not used`);
+        warn(
+          `plugin ${plugin.name}: transport "${transport.name}" is already registered; the plugin's is not used`,
+        );
         continue;
       }
       try {
         registerTransport(transport);
       } catch (error) {
-        warn(`plugin ${plugin.name}: transport "${transport.name}" cannot be registered: ${error instanceof ImgError ? error.message : messageOf(error)}`);
+        warn(
+          `plugin ${plugin.name}: transport "${transport.name}" cannot be registered: ${error instanceof ImgError ? error.message : messageOf(error)}`,
+        );
       }
     }
   }

@@ -3,7 +3,7 @@ import { copyFile, rename, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestingStream } from './digest.js';
-import type { BlobInfo, OperationOptions } from './types.js';
+import type { BlobInfo, OperationOptions, UploadInfo } from './types.js';
 
 /** A temp name beside `path`, unique to this process and call, so that a crash leaves only a file a later run ignores. */
 export function tempPathFor(path: string): string {
@@ -19,7 +19,7 @@ export function tempPathFor(path: string): string {
 export async function writeBlobFile(
   stream: Readable,
   path: string,
-  info: Partial<BlobInfo>,
+  info: Partial<UploadInfo>,
   options: OperationOptions = {},
 ): Promise<BlobInfo> {
   const tmp = tempPathFor(path);

@@ -19,9 +19,13 @@ export function parseDigest(text: string): Digest {
   if (colon <= 0) throw new InvalidDigestError(text, 'expected "algorithm:hex"');
   const algorithm = text.slice(0, colon);
   const hex = text.slice(colon + 1);
-  if (!isDigestAlgorithm(algorithm)) throw new InvalidDigestError(text, `unsupported algorithm "${algorithm}"`);
+  if (!isDigestAlgorithm(algorithm))
+    throw new InvalidDigestError(text, `unsupported algorithm "${algorithm}"`);
   if (hex.length !== hexLength[algorithm] || !/^[a-f0-9]+$/.test(hex)) {
-    throw new InvalidDigestError(text, `expected ${hexLength[algorithm]} lower-case hex digits for ${algorithm}`);
+    throw new InvalidDigestError(
+      text,
+      `expected ${hexLength[algorithm]} lower-case hex digits for ${algorithm}`,
+    );
   }
   return text as Digest;
 }
@@ -43,7 +47,8 @@ function isDigestAlgorithm(name: string): name is DigestAlgorithm {
 /** The algorithm part of a digest. */
 export function digestAlgorithm(digest: Digest): DigestAlgorithm {
   const algorithm = digest.slice(0, digest.indexOf(':'));
-  if (!isDigestAlgorithm(algorithm)) throw new InvalidDigestError(digest, `unsupported algorithm "${algorithm}"`);
+  if (!isDigestAlgorithm(algorithm))
+    throw new InvalidDigestError(digest, `unsupported algorithm "${algorithm}"`);
   return algorithm;
 }
 
@@ -53,7 +58,10 @@ export function digestHex(digest: Digest): string {
 }
 
 /** The digest of bytes held in memory (manifests, configs). */
-export function computeDigest(bytes: Uint8Array | string, algorithm: DigestAlgorithm = canonicalAlgorithm): Digest {
+export function computeDigest(
+  bytes: Uint8Array | string,
+  algorithm: DigestAlgorithm = canonicalAlgorithm,
+): Digest {
   return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
 }
 
@@ -93,7 +101,9 @@ export class DigestingStream extends Transform {
     super();
     this.expectedDigest = options.expectedDigest;
     this.expectedSize = options.expectedSize === -1 ? undefined : options.expectedSize;
-    this.algorithm = options.expectedDigest ? digestAlgorithm(options.expectedDigest) : (options.algorithm ?? canonicalAlgorithm);
+    this.algorithm = options.expectedDigest
+      ? digestAlgorithm(options.expectedDigest)
+      : (options.algorithm ?? canonicalAlgorithm);
     this.hash = createHash(this.algorithm);
     this.what = options.what ?? 'blob';
   }

@@ -21,7 +21,11 @@ export class ImgError extends Error {
     if (typeof value !== 'object' || value === null || !(brand in value)) return false;
     const wanted = (this as unknown as { code: string }).code;
     if (wanted === ImgError.code) return true;
-    for (let c = (value as object).constructor as unknown; typeof c === 'function'; c = Object.getPrototypeOf(c)) {
+    for (
+      let c = (value as object).constructor as unknown;
+      typeof c === 'function';
+      c = Object.getPrototypeOf(c)
+    ) {
       if ((c as { code?: unknown }).code === wanted) return true;
     }
     return false;

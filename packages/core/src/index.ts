@@ -1,9 +1,10 @@
+export { copyBlobFile, tempPathFor, writeBlobFile } from './blob-file.js';
 export type { BlobInfoCache, BlobLocation, BlobReuseCandidate, CompressionName } from './blob-info-cache.js';
 export { noCache } from './blob-info-cache.js';
 export type { CopyOptions, CopyResult, ImageListSelection, PolicyChecker } from './copy/copy.js';
 export { copyImage } from './copy/copy.js';
-export { wrapDestination, wrapSource } from './copy/wrap.js';
 export type { BlobOutcome, CopyEvent } from './copy/events.js';
+export { wrapDestination, wrapSource } from './copy/wrap.js';
 export type { Digest, DigestAlgorithm, DigestingStreamOptions } from './digest.js';
 export {
   canonicalAlgorithm,
@@ -37,6 +38,8 @@ export {
   UnknownTransportError,
   UnsupportedMediaTypeError,
 } from './errors.js';
+export type { ImageConfig, ImageInspection, InspectedLayer, InspectOptions } from './inspect.js';
+export { getImageConfig, inspectImage } from './inspect.js';
 export * from './manifest/index.js';
 export * from './policy/index.js';
 export * from './reference/index.js';
@@ -61,6 +64,3 @@ export type {
   UploadInfo,
 } from './types.js';
 export { transportApiVersion } from './types.js';
-export { copyBlobFile, tempPathFor, writeBlobFile } from './blob-file.js';
-export { getImageConfig, inspectImage } from './inspect.js';
-export type { ImageConfig, ImageInspection, InspectedLayer, InspectOptions } from './inspect.js';

@@ -1,13 +1,20 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { computeDigest, type Digest } from './digest.js';
-import { BlobUnknownError, DigestMismatchError, ManifestUnknownError, NoMatchingPlatformError, NotSupportedError } from './errors.js';
+import {
+  BlobUnknownError,
+  DigestMismatchError,
+  ManifestUnknownError,
+  NoMatchingPlatformError,
+  NotSupportedError,
+} from './errors.js';
 import { getImageConfig, inspectImage } from './inspect.js';
 import { MediaTypes } from './manifest/media-types.js';
 import { parseNormalizedNamed } from './reference/docker-reference.js';
 import type { BlobInfo, ImageReference, ImageSource, RawManifest } from './types.js';
 
-const enc = (value: unknown) => new Uint8Array(Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)));
+const enc = (value: unknown) =>
+  new Uint8Array(Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)));
 
 /** An in-memory source: blobs and manifests by digest, one of them the top-level manifest. */
 function fakeSource(
@@ -20,7 +27,10 @@ function fakeSource(
     dockerReference: options.dockerName ? parseNormalizedNamed(options.dockerName) : undefined,
     toString: () => 'fake:image',
   } as unknown as ImageReference;
-  const raw = (bytes: Uint8Array): RawManifest => ({ bytes, mediaType: options.mediaTypes?.get(bytes) ?? '' });
+  const raw = (bytes: Uint8Array): RawManifest => ({
+    bytes,
+    mediaType: options.mediaTypes?.get(bytes) ?? '',
+  });
   return {
     reference,
     hasThreadSafeGetBlob: true,
@@ -100,7 +110,12 @@ describe('inspectImage', () => {
       Os: 'linux',
       Layers: [computeDigest(img.layerA), computeDigest(img.layerB)],
       LayersData: [
-        { MIMEType: MediaTypes.ociLayerGzip, Digest: computeDigest(img.layerA), Size: 7, Annotations: { a: '2', z: '1' } },
+        {
+          MIMEType: MediaTypes.ociLayerGzip,
+          Digest: computeDigest(img.layerA),
+          Size: 7,
+          Annotations: { a: '2', z: '1' },
+        },
         { MIMEType: MediaTypes.ociLayerGzip, Digest: computeDigest(img.layerB), Size: 7, Annotations: null },
       ],
       Env: ['PATH=/bin'],
@@ -123,32 +138,53 @@ describe('inspectImage', () => {
 
   it('gives the list digest with the config of the instance chosen for the platform', async () => {
     const amd = ociImage({ architecture: 'amd64', os: 'linux', config: { Labels: { arch: 'amd64' } } });
-    const arm = ociImage({ architecture: 'arm64', variant: 'v8', os: 'linux', config: { Labels: { arch: 'arm64' } } });
+    const arm = ociImage({
+      architecture: 'arm64',
+      variant: 'v8',
+      os: 'linux',
+      config: { Labels: { arch: 'arm64' } },
+    });
     const list = enc({
       schemaVersion: 2,
       mediaType: MediaTypes.ociIndex,
       manifests: [
-        descriptor(arm.manifest, MediaTypes.ociManifest, { platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } }),
-        descriptor(amd.manifest, MediaTypes.ociManifest, { platform: { os: 'linux', architecture: 'amd64' } }),
+        descriptor(arm.manifest, MediaTypes.ociManifest, {
+          platform: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+        }),
+        descriptor(amd.manifest, MediaTypes.ociManifest, {
+          platform: { os: 'linux', architecture: 'amd64' },
+        }),
       ],
     });
-    const source = fakeSource(list, [amd.manifest, amd.config, arm.manifest, arm.config, amd.layerA, amd.layerB]);
+    const source = fakeSource(list, [
+      amd.manifest,
+      amd.config,
+      arm.manifest,
+      arm.config,
+      amd.layerA,
+      amd.layerB,
+    ]);
     const forAmd = await inspectImage(source, { ctx: { osChoice: 'linux', architectureChoice: 'amd64' } });
     expect(forAmd.Digest).toBe(computeDigest(list));
     expect(forAmd.Labels).toEqual({ arch: 'amd64' });
-    const forArm = await inspectImage(source, { ctx: { osChoice: 'linux', architectureChoice: 'arm64', variantChoice: 'v8' } });
+    const forArm = await inspectImage(source, {
+      ctx: { osChoice: 'linux', architectureChoice: 'arm64', variantChoice: 'v8' },
+    });
     expect(forArm.Digest).toBe(computeDigest(list));
     expect(forArm.Architecture).toBe('arm64');
-    await expect(inspectImage(source, { ctx: { osChoice: 'linux', architectureChoice: 's390x' } })).rejects.toThrow(
-      NoMatchingPlatformError,
-    );
+    await expect(
+      inspectImage(source, { ctx: { osChoice: 'linux', architectureChoice: 's390x' } }),
+    ).rejects.toThrow(NoMatchingPlatformError);
   });
 
   it('refuses a config blob whose bytes do not match its digest', async () => {
     const img = ociImage({ architecture: 'amd64', os: 'linux' });
     const source = fakeSource(img.manifest, [img.layerA]);
     const tampered = enc({ architecture: 'evil' });
-    source.getBlob = async () => ({ stream: Readable.from([Buffer.from(tampered)]), size: tampered.byteLength });
+    source.getBlob = async () => ({
+      stream: Readable.from([Buffer.from(tampered)]),
+      size: tampered.byteLength,
+    });
     await expect(inspectImage(source)).rejects.toThrow(DigestMismatchError);
   });
 
@@ -181,7 +217,12 @@ describe('inspectImage', () => {
     expect(out.Created).toBe('2016-01-01T00:00:00.5Z');
     expect(out.DockerVersion).toBe('1.9.1');
     expect(out.Layers).toEqual([computeDigest('base'), computeDigest('top')]);
-    expect(out.LayersData[0]).toEqual({ MIMEType: '', Digest: computeDigest('base'), Size: -1, Annotations: null });
+    expect(out.LayersData[0]).toEqual({
+      MIMEType: '',
+      Digest: computeDigest('base'),
+      Size: -1,
+      Annotations: null,
+    });
     expect(out.Labels).toBeNull();
     expect(out.Env).toEqual(['A=1']);
   });
@@ -191,13 +232,20 @@ describe('inspectImage', () => {
     const list = enc({
       schemaVersion: 2,
       mediaType: MediaTypes.ociIndex,
-      manifests: [descriptor(amd.manifest, MediaTypes.ociManifest, { platform: { os: 'linux', architecture: 'amd64' } })],
+      manifests: [
+        descriptor(amd.manifest, MediaTypes.ociManifest, {
+          platform: { os: 'linux', architecture: 'amd64' },
+        }),
+      ],
     });
     const source = fakeSource(list, [amd.manifest, amd.config]);
-    source.getManifest = async (instance?: Digest) => ({ bytes: instance ? enc({ schemaVersion: 2 }) : list, mediaType: '' });
-    await expect(inspectImage(source, { ctx: { architectureChoice: 'amd64', osChoice: 'linux' } })).rejects.toThrow(
-      DigestMismatchError,
-    );
+    source.getManifest = async (instance?: Digest) => ({
+      bytes: instance ? enc({ schemaVersion: 2 }) : list,
+      mediaType: '',
+    });
+    await expect(
+      inspectImage(source, { ctx: { architectureChoice: 'amd64', osChoice: 'linux' } }),
+    ).rejects.toThrow(DigestMismatchError);
   });
 });
 

@@ -80,7 +80,11 @@ async function resolveImage(source: ImageSource, options: InspectOptions): Promi
   const instance = chooseInstance(parseManifestList(top.bytes, topType), options.ctx);
   const raw = await source.getManifest(instance.digest, signal);
   if (!matchesDigest(raw.bytes, instance.digest)) {
-    throw new DigestMismatchError(instance.digest, manifestDigest(raw.bytes, digestAlgorithm(instance.digest)), 'manifest');
+    throw new DigestMismatchError(
+      instance.digest,
+      manifestDigest(raw.bytes, digestAlgorithm(instance.digest)),
+      'manifest',
+    );
   }
   return { top, image: parseImageManifest(raw.bytes, raw.mediaType || guessMediaType(raw.bytes)) };
 }
@@ -100,7 +104,11 @@ async function readCapped(stream: Readable, limit: number, what: string): Promis
   return new Uint8Array(Buffer.concat(chunks));
 }
 
-async function readConfig(source: ImageSource, info: BlobInfo, options: InspectOptions): Promise<ImageConfig> {
+async function readConfig(
+  source: ImageSource,
+  info: BlobInfo,
+  options: InspectOptions,
+): Promise<ImageConfig> {
   const blob = await source.getBlob(info, { signal: options.signal });
   const bytes = await readCapped(blob.stream, maxManifestSize, 'config');
   verifyBytes(bytes, info.digest, 'config');
@@ -108,7 +116,9 @@ async function readConfig(source: ImageSource, info: BlobInfo, options: InspectO
 }
 
 function asObject(value: unknown): Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
 }
 
 function asString(value: unknown): string {
@@ -154,7 +164,10 @@ function schema1Config(image: ImageManifest): Record<string, unknown> {
  * Reads an image's config blob (from the instance chosen for the platform when the image is a
  * list) and verifies its digest. Schema 1 images have no config blob and fail with NotSupportedError.
  */
-export async function getImageConfig(source: ImageSource, options: InspectOptions = {}): Promise<ImageConfig> {
+export async function getImageConfig(
+  source: ImageSource,
+  options: InspectOptions = {},
+): Promise<ImageConfig> {
   const { image } = await resolveImage(source, options);
   if (!image.config) throw new NotSupportedError(`a ${image.mediaType} image has no config blob`);
   return readConfig(source, image.config, options);
@@ -173,7 +186,10 @@ export async function getImageConfig(source: ImageSource, options: InspectOption
  *   await source.close();
  * }
  */
-export async function inspectImage(source: ImageSource, options: InspectOptions = {}): Promise<ImageInspection> {
+export async function inspectImage(
+  source: ImageSource,
+  options: InspectOptions = {},
+): Promise<ImageInspection> {
   const { top, image } = await resolveImage(source, options);
   let config: Record<string, unknown>;
   let created: string | null;
@@ -183,7 +199,10 @@ export async function inspectImage(source: ImageSource, options: InspectOptions 
     created = goTime(config.created, 'history[0].v1Compatibility.created');
   } else if (image.config) {
     config = (await readConfig(source, image.config, options)).config;
-    created = config.created === undefined || config.created === null ? null : goTime(config.created, 'config.created');
+    created =
+      config.created === undefined || config.created === null
+        ? null
+        : goTime(config.created, 'config.created');
   } else {
     throw new InvalidManifestError(`a ${image.mediaType} manifest without a config`);
   }

@@ -21,7 +21,10 @@ export function registerTransport(transport: Transport): void {
   if (taken === transport) return;
   if (taken) throw new TransportConflictError(transport.name);
   if (!/^[a-z0-9][a-z0-9-]*$/.test(transport.name)) {
-    throw new InvalidReferenceError(transport.name, 'a transport name is lower-case letters, digits and dashes');
+    throw new InvalidReferenceError(
+      transport.name,
+      'a transport name is lower-case letters, digits and dashes',
+    );
   }
   registry().set(transport.name, transport);
 }

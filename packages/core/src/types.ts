@@ -216,7 +216,11 @@ export interface ImageDestination {
    * complete here under this reference, without moving any blob. A transport that is not sure
    * answers `present: false`.
    */
-  alreadyContainsManifest?(digest: Digest, bytes: Uint8Array, options?: OperationOptions): Promise<ManifestPresence>;
+  alreadyContainsManifest?(
+    digest: Digest,
+    bytes: Uint8Array,
+    options?: OperationOptions,
+  ): Promise<ManifestPresence>;
   /**
    * Optional capability: when the image is present, putSignatures (and putManifest of the present
    * manifest) followed by commit may be called without putting the blobs again.

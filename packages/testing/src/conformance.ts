@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import {
   type BlobInfo,
-  copyImage,
   type CopyResult,
   computeDigest,
+  copyImage,
   DigestMismatchError,
   type ImageReference,
   ImgError,
@@ -36,7 +36,11 @@ export interface ConformanceTarget {
 
 const policy = new PolicyContext(insecureAcceptAnythingPolicy);
 
-function copy(dest: ImageReference, src: ImageReference, extra: { removeSignatures?: boolean } = {}): Promise<CopyResult> {
+function copy(
+  dest: ImageReference,
+  src: ImageReference,
+  extra: { removeSignatures?: boolean } = {},
+): Promise<CopyResult> {
   return copyImage(dest, src, { policy, ...extra });
 }
 
@@ -76,7 +80,8 @@ export function describeTransportConformance(
       expect(back.manifestDigest).toBe(result.manifestDigest);
       expect(back.layers.map((l) => l.digest)).toEqual(image.layers.map((l) => l.digest));
       expect(back.configDigest).toBe(image.configDigest);
-      if (result.manifest.mediaType === image.mediaType) expect(back.manifestDigest).toBe(image.manifestDigest);
+      if (result.manifest.mediaType === image.mediaType)
+        expect(back.manifestDigest).toBe(image.manifestDigest);
     });
 
     it('reuses every blob it already holds', async () => {
@@ -160,7 +165,9 @@ export function describeTransportConformance(
       }
       const empty = await (await target.newReference()).newImageDestination({});
       try {
-        expect((await empty.alreadyContainsManifest!(result.manifestDigest, result.manifest.bytes)).present).toBe(false);
+        expect(
+          (await empty.alreadyContainsManifest!(result.manifestDigest, result.manifest.bytes)).present,
+        ).toBe(false);
       } finally {
         await empty.close();
       }
@@ -176,23 +183,26 @@ export function describeTransportConformance(
       expect(back.layers.map((l) => l.digest)).toEqual(other.layers.map((l) => l.digest));
     });
 
-    it.runIf(capabilities.signatures)('carries signatures and adds missing ones without moving blobs', async () => {
-      const dest = await target.newReference();
-      const unsigned = store.add('unsigned', image);
-      await copy(dest, unsigned);
-      const signatures: Signature[] = [{ format: 'simple-signing', bytes: Buffer.from('\x89sig-one') }];
-      const signed = store.add('signed', image, signatures);
-      store.resetCounters();
-      const result = await copy(dest, signed);
-      expect(store.counters.getBlob).toBe(0);
-      expect(result.bytesMoved).toBe(0);
-      const source = await dest.newImageSource({});
-      try {
-        const back = await source.getSignatures();
-        expect(back.map((s) => Buffer.from(s.bytes).toString('latin1'))).toEqual(['\x89sig-one']);
-      } finally {
-        await source.close();
-      }
-    });
+    it.runIf(capabilities.signatures)(
+      'carries signatures and adds missing ones without moving blobs',
+      async () => {
+        const dest = await target.newReference();
+        const unsigned = store.add('unsigned', image);
+        await copy(dest, unsigned);
+        const signatures: Signature[] = [{ format: 'simple-signing', bytes: Buffer.from('\x89sig-one') }];
+        const signed = store.add('signed', image, signatures);
+        store.resetCounters();
+        const result = await copy(dest, signed);
+        expect(store.counters.getBlob).toBe(0);
+        expect(result.bytesMoved).toBe(0);
+        const source = await dest.newImageSource({});
+        try {
+          const back = await source.getSignatures();
+          expect(back.map((s) => Buffer.from(s.bytes).toString('latin1'))).toEqual(['\x89sig-one']);
+        } finally {
+          await source.close();
+        }
+      },
+    );
   });
 }

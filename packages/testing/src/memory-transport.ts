@@ -190,7 +190,8 @@ class MemoryDestination implements ImageDestination {
 
   constructor(readonly reference: MemoryReference) {
     const caps = reference.store.capabilities;
-    if (!caps.alreadyContainsManifest) (this as { alreadyContainsManifest?: unknown }).alreadyContainsManifest = undefined;
+    if (!caps.alreadyContainsManifest)
+      (this as { alreadyContainsManifest?: unknown }).alreadyContainsManifest = undefined;
   }
   private get store(): MemoryStore {
     return this.reference.store;

@@ -24,10 +24,15 @@ export function randomBytes(random: () => number, n: number): Buffer {
 }
 
 /** Builds a tar archive in memory from path → content (small test layers only). */
-export async function makeTar(files: Record<string, string | Uint8Array>, mtime = new Date(0)): Promise<Buffer> {
+export async function makeTar(
+  files: Record<string, string | Uint8Array>,
+  mtime = new Date(0),
+): Promise<Buffer> {
   const p = pack();
   const chunks: Buffer[] = [];
-  p.on('data', (c: Buffer) => chunks.push(c));
+  p.on('data', (c: unknown) => {
+    chunks.push(c as Buffer);
+  });
   const ended = new Promise<void>((resolve, reject) => {
     p.on('end', resolve);
     p.on('error', reject);
@@ -129,7 +134,15 @@ export async function randomImage(options: RandomImageOptions = {}): Promise<Tes
   );
   const blobs = new Map<Digest, Buffer>([[configDigest, config]]);
   for (const l of layers) blobs.set(l.digest, l.bytes);
-  return { manifest, manifestDigest: computeDigest(manifest), mediaType, config, configDigest, layers, blobs };
+  return {
+    manifest,
+    manifestDigest: computeDigest(manifest),
+    mediaType,
+    config,
+    configDigest,
+    layers,
+    blobs,
+  };
 }
 
 /** A multi-platform image: an index (or Docker list) over one random image per platform. */

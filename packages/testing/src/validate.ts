@@ -36,7 +36,13 @@ export async function readImage(ref: ImageReference, ctx: SystemContext = {}): P
       if (isManifestListMediaType(raw.mediaType)) {
         const instances = [];
         for (const m of d.manifests) instances.push(await read(m.digest));
-        return { manifestDigest: digest, mediaType: raw.mediaType, configDigest: undefined, layers: [], instances };
+        return {
+          manifestDigest: digest,
+          mediaType: raw.mediaType,
+          configDigest: undefined,
+          layers: [],
+          instances,
+        };
       }
       for (const blob of [...(d.config ? [d.config] : []), ...d.layers]) {
         const { stream } = await source.getBlob(blob);
@@ -47,7 +53,13 @@ export async function readImage(ref: ImageReference, ctx: SystemContext = {}): P
           }
         });
       }
-      return { manifestDigest: digest, mediaType: raw.mediaType, configDigest: d.config?.digest, layers: d.layers, instances: [] };
+      return {
+        manifestDigest: digest,
+        mediaType: raw.mediaType,
+        configDigest: d.config?.digest,
+        layers: d.layers,
+        instances: [],
+      };
     };
     return await read();
   } finally {

@@ -149,15 +149,21 @@ class DirImageDestination implements ImageDestination {
     const { signal } = options;
     try {
       throwIfAborted(signal);
-      if (info.digest) {
-        const written = await writeBlobFile(stream, this.path(blobFileName(info.digest)), info, { signal });
+      const { digest, size } = info;
+      if (digest) {
+        const written = await writeBlobFile(
+          stream,
+          this.path(blobFileName(digest)),
+          { digest, size },
+          { signal },
+        );
         return { ...info, ...written };
       }
       // No digest (the engine recompressed the stream): hash while writing to a temp name, then move
       // the file to the name of what was hashed.
       const staging = tempPathFor(this.path('put-blob'));
       try {
-        const written = await writeBlobFile(stream, staging, { size: info.size }, { signal });
+        const written = await writeBlobFile(stream, staging, { size }, { signal });
         await rename(staging, this.path(blobFileName(written.digest)));
         return { ...info, ...written };
       } catch (error) {

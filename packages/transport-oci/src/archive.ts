@@ -73,7 +73,9 @@ export class OciArchiveImageSource implements ImageSource {
         await extractArchive(file, dir, options);
       } catch (error) {
         if (options.signal?.aborted || isNotFound(error)) throw error;
-        throw new InvalidLayoutError(`invalid OCI archive "${file}": ${(error as Error).message}`, { cause: error });
+        throw new InvalidLayoutError(`invalid OCI archive "${file}": ${(error as Error).message}`, {
+          cause: error,
+        });
       }
       const selector = { image: reference.image, sourceIndex: undefined };
       const layout = await OciImageSource.open(reference, dir, selector, options, file);
@@ -144,7 +146,9 @@ export class OciArchiveImageDestination implements ImageDestination {
     }
     const parent = await stat(dirname(file)).catch(() => undefined);
     if (!parent?.isDirectory()) {
-      throw new InvalidLayoutError(`invalid OCI archive "${file}": the directory "${dirname(file)}" does not exist`);
+      throw new InvalidLayoutError(
+        `invalid OCI archive "${file}": the directory "${dirname(file)}" does not exist`,
+      );
     }
     const dir = await makeTempDir(ctx);
     try {
@@ -223,7 +227,11 @@ export class OciArchiveImageDestination implements ImageDestination {
    * the image is not there, and every blob the manifest needs must have an entry of the right size.
    * Answers false when in doubt (no archive, not a tar, an unreadable index).
    */
-  async alreadyContainsManifest(digest: Digest, bytes: Uint8Array, options: OperationOptions = {}): Promise<ManifestPresence> {
+  async alreadyContainsManifest(
+    digest: Digest,
+    bytes: Uint8Array,
+    options: OperationOptions = {},
+  ): Promise<ManifestPresence> {
     options.signal?.throwIfAborted();
     if (computeDigest(bytes, digestAlgorithm(parseDigest(digest))) !== digest) return { present: false };
     const handle = await open(this.reference.resolvedPath, 'r').catch(() => undefined);

@@ -18,7 +18,12 @@ const tempDir = useTempDirs();
 async function readIndex(dir: string) {
   return JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as {
     schemaVersion: number;
-    manifests: Array<{ mediaType: string; digest: string; size: number; annotations?: Record<string, string> }>;
+    manifests: Array<{
+      mediaType: string;
+      digest: string;
+      size: number;
+      annotations?: Record<string, string>;
+    }>;
   };
 }
 
@@ -35,7 +40,9 @@ describe('oci: destination', () => {
   it('writes oci-layout, the blobs and an index.json entry with the ref name', async () => {
     const dir = await tempDir();
     const image = await writeTagged(dir, 'v1');
-    expect(JSON.parse(await readFile(join(dir, 'oci-layout'), 'utf8'))).toEqual({ imageLayoutVersion: '1.0.0' });
+    expect(JSON.parse(await readFile(join(dir, 'oci-layout'), 'utf8'))).toEqual({
+      imageLayoutVersion: '1.0.0',
+    });
     expect((await readIndex(dir)).manifests).toEqual([
       {
         mediaType: MediaTypes.ociManifest,
@@ -52,7 +59,12 @@ describe('oci: destination', () => {
     const dir = await tempDir();
     const one = await writeTagged(dir, 'one');
     const two = await writeTagged(dir, 'two');
-    expect((await readIndex(dir)).manifests.map((m) => [m.annotations?.['org.opencontainers.image.ref.name'], m.digest])).toEqual([
+    expect(
+      (await readIndex(dir)).manifests.map((m) => [
+        m.annotations?.['org.opencontainers.image.ref.name'],
+        m.digest,
+      ]),
+    ).toEqual([
       ['one', one.digest],
       ['two', two.digest],
     ]);
@@ -125,9 +137,9 @@ describe('oci: destination', () => {
     const dir = await tempDir();
     const dest = await newOciReference(dir, 'v1').newImageDestination({});
     const claimed = computeDigest('something else');
-    await expect(dest.putBlob(Readable.from([Buffer.from('content')]), { digest: claimed, size: -1 })).rejects.toThrow(
-      DigestMismatchError,
-    );
+    await expect(
+      dest.putBlob(Readable.from([Buffer.from('content')]), { digest: claimed, size: -1 }),
+    ).rejects.toThrow(DigestMismatchError);
     expect(await readdir(join(dir, 'blobs', 'sha256'))).toEqual([]);
   });
 
@@ -179,14 +191,16 @@ describe('oci: destination', () => {
   it('refuses an instance manifest whose bytes do not match its digest', async () => {
     const dest = await newOciReference(await tempDir(), 'v1').newImageDestination({});
     const image = await makeImage('a');
-    await expect(dest.putManifest(image.manifest, computeDigest('other'))).rejects.toThrow(DigestMismatchError);
+    await expect(dest.putManifest(image.manifest, computeDigest('other'))).rejects.toThrow(
+      DigestMismatchError,
+    );
   });
 
   it('refuses signatures', async () => {
     const dest = await newOciReference(await tempDir(), 'v1').newImageDestination({});
-    await expect(dest.putSignatures([{ format: 'simple-signing', bytes: new Uint8Array([1]) }])).rejects.toThrow(
-      NotSupportedError,
-    );
+    await expect(
+      dest.putSignatures([{ format: 'simple-signing', bytes: new Uint8Array([1]) }]),
+    ).rejects.toThrow(NotSupportedError);
     await expect(dest.putSignatures([])).resolves.toBeUndefined();
   });
 
@@ -194,7 +208,11 @@ describe('oci: destination', () => {
     const dest = await newOciReference(await tempDir(), 'v1').newImageDestination({});
     expect(dest.supportedManifestMediaTypes).toEqual([MediaTypes.ociManifest, MediaTypes.ociIndex]);
     expect(dest.desiredLayerCompression).toBe('compress');
-    expect([dest.supportsSignatures, dest.mustMatchRuntimeOS, dest.hasThreadSafePutBlob]).toEqual([false, false, true]);
+    expect([dest.supportsSignatures, dest.mustMatchRuntimeOS, dest.hasThreadSafePutBlob]).toEqual([
+      false,
+      false,
+      true,
+    ]);
   });
 
   it('records only the index of a multi-platform image in index.json', async () => {
@@ -220,11 +238,15 @@ describe('oci: destination', () => {
   it('refuses a layout whose index.json is not JSON', async () => {
     const dir = await tempDir();
     await writeFile(join(dir, 'index.json'), '{oops');
-    await expect(newOciReference(dir, 'v1').newImageDestination({})).rejects.toThrow(/index.json is not valid JSON/);
+    await expect(newOciReference(dir, 'v1').newImageDestination({})).rejects.toThrow(
+      /index.json is not valid JSON/,
+    );
   });
 
   it('refuses a destination chosen by position', async () => {
-    await expect(newOciIndexReference(await tempDir(), 0).newImageDestination({})).rejects.toThrow(/by position/);
+    await expect(newOciIndexReference(await tempDir(), 0).newImageDestination({})).rejects.toThrow(
+      /by position/,
+    );
   });
 
   it('keeps unknown fields of index.json when it adds an entry', async () => {

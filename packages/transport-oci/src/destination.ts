@@ -52,14 +52,18 @@ interface PutManifest {
  * name, and unnamed entries for the same digest (containers/image's addManifest folds those in too).
  * The new entry takes the position of the first one replaced, else goes last; the others stay as they were.
  */
-export function replaceIndexEntry(manifests: readonly IndexDescriptor[], entry: IndexDescriptor): IndexDescriptor[] {
+export function replaceIndexEntry(
+  manifests: readonly IndexDescriptor[],
+  entry: IndexDescriptor,
+): IndexDescriptor[] {
   const name = refNameOf(entry);
   const out: IndexDescriptor[] = [];
   let placed = false;
   for (const existing of manifests) {
     const existingName = refNameOf(existing);
     const superseded =
-      (name !== undefined && existingName === name) || (existingName === undefined && existing.digest === entry.digest);
+      (name !== undefined && existingName === name) ||
+      (existingName === undefined && existing.digest === entry.digest);
     if (!superseded) out.push(existing);
     else if (!placed) {
       out.push(entry);
@@ -156,7 +160,11 @@ export class OciImageDestination implements ImageDestination {
    * last. Only OCI manifests and indexes are accepted (else ManifestTypeRejectedError, so the engine
    * converts); the bytes must match `instanceDigest` when given.
    */
-  async putManifest(bytes: Uint8Array, instanceDigest?: Digest, options: OperationOptions = {}): Promise<void> {
+  async putManifest(
+    bytes: Uint8Array,
+    instanceDigest?: Digest,
+    options: OperationOptions = {},
+  ): Promise<void> {
     const mediaType = guessMediaType(bytes);
     if (!this.supportedManifestMediaTypes.includes(mediaType)) {
       throw new ManifestTypeRejectedError(mediaType, this.reference.toString());
@@ -169,14 +177,25 @@ export class OciImageDestination implements ImageDestination {
       digest = computeDigest(bytes);
     }
     const path = await this.prepareBlobPath(digest);
-    await writeBlobFile(Readable.from([Buffer.from(bytes)]), path, { digest, size: bytes.byteLength }, options);
+    await writeBlobFile(
+      Readable.from([Buffer.from(bytes)]),
+      path,
+      { digest, size: bytes.byteLength },
+      options,
+    );
     if (!instanceDigest) this.topLevel = { mediaType, digest, size: bytes.byteLength };
   }
 
   /** Signatures cannot be stored in an OCI layout: an empty list is accepted, any other refused. */
-  async putSignatures(signatures: Signature[], _instanceDigest?: Digest, _options?: OperationOptions): Promise<void> {
+  async putSignatures(
+    signatures: Signature[],
+    _instanceDigest?: Digest,
+    _options?: OperationOptions,
+  ): Promise<void> {
     if (signatures.length > 0) {
-      throw new NotSupportedError(`${this.reference} cannot store signatures: OCI layouts have no place for them`);
+      throw new NotSupportedError(
+        `${this.reference} cannot store signatures: OCI layouts have no place for them`,
+      );
     }
   }
 
@@ -196,7 +215,11 @@ export class OciImageDestination implements ImageDestination {
       mediaType: MediaTypes.ociIndex,
       manifests: [],
     };
-    const entry: IndexDescriptor = { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size };
+    const entry: IndexDescriptor = {
+      mediaType: manifest.mediaType,
+      digest: manifest.digest,
+      size: manifest.size,
+    };
     if (this.image !== '') entry.annotations = { [refNameAnnotation]: this.image };
     index.manifests = replaceIndexEntry(index.manifests, entry);
     await writeFileAtomically(join(this.root, 'index.json'), JSON.stringify(index));
@@ -210,7 +233,11 @@ export class OciImageDestination implements ImageDestination {
    * and this digest, and every blob the manifest needs is present with the right size: stat only,
    * no layer is read; the instance manifests of an index are read and followed.
    */
-  async alreadyContainsManifest(digest: Digest, bytes: Uint8Array, options: OperationOptions = {}): Promise<ManifestPresence> {
+  async alreadyContainsManifest(
+    digest: Digest,
+    bytes: Uint8Array,
+    options: OperationOptions = {},
+  ): Promise<ManifestPresence> {
     const index = await readIndexIfExists(this.root, options);
     if (!index || !indexHasImage(index, this.image, digest, bytes.byteLength)) return { present: false };
     if (computeDigest(bytes, digestAlgorithm(parseDigest(digest))) !== digest) return { present: false };
@@ -244,4 +271,3 @@ async function exists(path: string): Promise<boolean> {
     throw error;
   }
 }
-

@@ -8,8 +8,8 @@ export {
   OciArchiveReference,
   OciReference,
 } from './reference.js';
-export { ociArchiveTransport, ociTransport } from './transport.js';
 export type { OciArchiveTransport, OciTransport } from './transport.js';
+export { ociArchiveTransport, ociTransport } from './transport.js';
 
 // Importing the package makes `oci:` and `oci-archive:` names parseable (STYLE.md section 8).
 registerTransport(ociTransport);

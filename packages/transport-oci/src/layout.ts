@@ -1,7 +1,7 @@
 // The OCI image layout on disk (image-spec "image-layout.md"): `oci-layout`, `index.json` and
 // `blobs/<alg>/<encoded>`. Internal to the package; never exported from index.ts.
 import { createWriteStream } from 'node:fs';
-import { open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -18,8 +18,8 @@ import {
   manifestDescriptors,
   maxManifestSize,
   type OperationOptions,
-  parseDigest,
   type Platform,
+  parseDigest,
   TooLargeError,
   tempPathFor,
   UnsupportedMediaTypeError,
@@ -105,7 +105,9 @@ export async function layoutDirectoryState(root: string): Promise<'missing' | 'd
   } catch (error) {
     if (errorCode(error) === 'ENOENT') return 'missing';
     if (errorCode(error) === 'ENOTDIR') {
-      throw new InvalidLayoutError(`invalid OCI layout "${root}": a parent of it is not a directory`, { cause: error });
+      throw new InvalidLayoutError(`invalid OCI layout "${root}": a parent of it is not a directory`, {
+        cause: error,
+      });
     }
     throw error;
   }
@@ -135,7 +137,9 @@ export function parseIndex(bytes: Uint8Array, label: string): LayoutIndex {
   try {
     value = JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (error) {
-    throw new InvalidLayoutError(`invalid OCI layout "${label}": index.json is not valid JSON`, { cause: error });
+    throw new InvalidLayoutError(`invalid OCI layout "${label}": index.json is not valid JSON`, {
+      cause: error,
+    });
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidLayoutError(`invalid OCI layout "${label}": index.json is not a JSON object`);
@@ -146,8 +150,14 @@ export function parseIndex(bytes: Uint8Array, label: string): LayoutIndex {
     throw new InvalidLayoutError(`invalid OCI layout "${label}": "manifests" in index.json is not an array`);
   }
   for (const [i, entry] of index.manifests.entries()) {
-    if (typeof entry !== 'object' || entry === null || typeof (entry as IndexDescriptor).digest !== 'string') {
-      throw new InvalidLayoutError(`invalid OCI layout "${label}": manifests[${i}] in index.json has no digest`);
+    if (
+      typeof entry !== 'object' ||
+      entry === null ||
+      typeof (entry as IndexDescriptor).digest !== 'string'
+    ) {
+      throw new InvalidLayoutError(
+        `invalid OCI layout "${label}": manifests[${i}] in index.json has no digest`,
+      );
     }
   }
   return index as LayoutIndex;
@@ -166,9 +176,12 @@ export async function readIndexIfExists(
     if (errorCode(error) === 'ENOENT') return undefined;
     if (error instanceof TooLargeError) throw error;
     if (errorCode(error) === 'ABORT_ERR') throw error;
-    throw new InvalidLayoutError(`invalid OCI layout "${label}": index.json cannot be read: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new InvalidLayoutError(
+      `invalid OCI layout "${label}": index.json cannot be read: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
   return parseIndex(bytes, label);
 }
@@ -192,15 +205,21 @@ export async function readLayout(
     layoutFile = await readSmallFile(join(root, 'oci-layout'), 64 * 1024, `oci-layout of ${label}`, options);
   } catch (error) {
     if (errorCode(error) === 'ENOENT') {
-      throw new InvalidLayoutError(`invalid OCI layout "${label}": there is no oci-layout file`, { cause: error });
+      throw new InvalidLayoutError(`invalid OCI layout "${label}": there is no oci-layout file`, {
+        cause: error,
+      });
     }
-    throw new InvalidLayoutError(`invalid OCI layout "${label}": oci-layout cannot be read: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new InvalidLayoutError(
+      `invalid OCI layout "${label}": oci-layout cannot be read: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
   let version: unknown;
   try {
-    version = (JSON.parse(layoutFile.toString('utf8')) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+    version = (JSON.parse(layoutFile.toString('utf8')) as { imageLayoutVersion?: unknown })
+      .imageLayoutVersion;
   } catch {
     version = undefined;
   }
@@ -252,7 +271,9 @@ export function selectDescriptor(
   }
   const descriptor = entries[position]!;
   if (!isDigest(descriptor.digest)) {
-    throw new InvalidLayoutError(`invalid OCI layout: ${displayName} has an invalid digest "${descriptor.digest}"`);
+    throw new InvalidLayoutError(
+      `invalid OCI layout: ${displayName} has an invalid digest "${descriptor.digest}"`,
+    );
   }
   return { descriptor, position };
 }
@@ -306,7 +327,12 @@ export function directoryBlobLookup(root: string): BlobLookup {
  * lookups only; the instance manifests of an index (small) are read and followed. The manifest
  * bytes must already be known to match `digest`.
  */
-export async function isImageComplete(lookup: BlobLookup, digest: Digest, bytes: Uint8Array, depth = 0): Promise<boolean> {
+export async function isImageComplete(
+  lookup: BlobLookup,
+  digest: Digest,
+  bytes: Uint8Array,
+  depth = 0,
+): Promise<boolean> {
   if ((await lookup.size(digest)) !== bytes.byteLength) return false;
   let mediaType: string;
   let described: ReturnType<typeof manifestDescriptors>;

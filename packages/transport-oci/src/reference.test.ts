@@ -134,6 +134,8 @@ describe('policy scopes', () => {
 
   it('refuses a non-canonical scope and suggests the clean one', () => {
     expect(() => ociTransport.validatePolicyConfigurationScope('/var//lib/')).toThrow(/perhaps "\/var\/lib"/);
-    expect(() => ociArchiveTransport.validatePolicyConfigurationScope('/srv/../a.tar')).toThrow(InvalidPolicyError);
+    expect(() => ociArchiveTransport.validatePolicyConfigurationScope('/srv/../a.tar')).toThrow(
+      InvalidPolicyError,
+    );
   });
 });

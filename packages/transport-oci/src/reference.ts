@@ -238,5 +238,7 @@ export function parseOciReference(text: string): OciReference {
 /** Parses what follows `oci-archive:`: the path ends at the first colon, the rest is the name. */
 export function parseOciArchiveReference(text: string): OciArchiveReference {
   const colon = text.indexOf(':');
-  return colon < 0 ? newOciArchiveReference(text) : newOciArchiveReference(text.slice(0, colon), text.slice(colon + 1));
+  return colon < 0
+    ? newOciArchiveReference(text)
+    : newOciArchiveReference(text.slice(0, colon), text.slice(colon + 1));
 }

@@ -127,7 +127,9 @@ describe('oci: source', () => {
     const dir = await tempDir();
     await writeImage(dir, 'v1', await makeImage('a'));
     const src = await newOciReference(dir, 'v1').newImageSource({});
-    await expect(src.getBlob({ digest: computeDigest('absent'), size: -1 })).rejects.toThrow(BlobUnknownError);
+    await expect(src.getBlob({ digest: computeDigest('absent'), size: -1 })).rejects.toThrow(
+      BlobUnknownError,
+    );
   });
 
   it('does not fetch the URLs of a foreign layer missing locally', async () => {

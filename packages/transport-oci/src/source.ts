@@ -1,8 +1,8 @@
 import { open } from 'node:fs/promises';
 import {
-  BlobUnknownError,
   type BlobInfo,
   type BlobStream,
+  BlobUnknownError,
   type Digest,
   guessMediaType,
   type ImageReference,
@@ -68,10 +68,17 @@ export class OciImageSource implements ImageSource {
     const digest = (instanceDigest ?? this.descriptor.digest) as Digest;
     let bytes: Buffer;
     try {
-      bytes = await readSmallFile(blobPath(this.root, digest), maxManifestSize, `manifest ${digest}`, options);
+      bytes = await readSmallFile(
+        blobPath(this.root, digest),
+        maxManifestSize,
+        `manifest ${digest}`,
+        options,
+      );
     } catch (error) {
       if (!isNotFound(error)) throw error;
-      const what = instanceDigest ? `${this.reference} instance ${instanceDigest}` : this.reference.toString();
+      const what = instanceDigest
+        ? `${this.reference} instance ${instanceDigest}`
+        : this.reference.toString();
       throw new ManifestUnknownError(what, { cause: error });
     }
     verifyBytes(bytes, digest, 'manifest');
@@ -102,7 +109,10 @@ export class OciImageSource implements ImageSource {
     try {
       const stats = await handle.stat();
       if (!stats.isFile()) throw this.blobUnknown(info);
-      const stream = handle.createReadStream({ highWaterMark: 1 << 20, ...(options.signal ? { signal: options.signal } : {}) });
+      const stream = handle.createReadStream({
+        highWaterMark: 1 << 20,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
       return { stream, size: stats.size };
     } catch (error) {
       await handle.close();

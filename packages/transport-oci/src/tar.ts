@@ -6,7 +6,14 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, type FileHandle, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { type Digest, digestAlgorithm, digestHex, isDigest, type OperationOptions, tempPathFor } from '@img/core';
+import {
+  type Digest,
+  digestAlgorithm,
+  digestHex,
+  isDigest,
+  type OperationOptions,
+  tempPathFor,
+} from '@img/core';
 import { extract, type Header, pack } from 'tar-stream';
 import type { BlobLookup } from './layout.js';
 
@@ -30,7 +37,11 @@ export function entryPath(name: string): string | undefined {
  * in memory). Only regular files, hard links to them and directories are created; entries that
  * would land outside `dir`, symbolic links and devices are drained and skipped.
  */
-export async function extractArchive(file: string, dir: string, options: OperationOptions = {}): Promise<void> {
+export async function extractArchive(
+  file: string,
+  dir: string,
+  options: OperationOptions = {},
+): Promise<void> {
   const input = createReadStream(file);
   const entries = extract();
   input.on('error', (error) => entries.destroy(error));
@@ -62,20 +73,24 @@ export async function extractArchive(file: string, dir: string, options: Operati
   }
 }
 
-/** The files of a layout directory in archive order: oci-layout, index.json, then blobs/ sorted. */
+/**
+ * The entries of a layout directory in archive order: oci-layout, index.json, then blobs/ sorted;
+ * directory names end with a slash, as tar(1) writes them.
+ */
 async function layoutEntries(dir: string): Promise<Array<{ name: string; directory: boolean }>> {
   const out = [
     { name: 'oci-layout', directory: false },
     { name: 'index.json', directory: false },
-    { name: 'blobs', directory: true },
+    { name: 'blobs/', directory: true },
   ];
   for (const algorithm of (await readdir(join(dir, 'blobs'))).sort()) {
     const names = await readdir(join(dir, 'blobs', algorithm)).catch(() => undefined);
     if (!names) continue;
-    out.push({ name: `blobs/${algorithm}`, directory: true });
+    out.push({ name: `blobs/${algorithm}/`, directory: true });
     // Only digest-named files: a staging file of an interrupted upload never enters the archive.
     for (const name of names.sort()) {
-      if (isDigest(`${algorithm}:${name}`)) out.push({ name: `blobs/${algorithm}/${name}`, directory: false });
+      if (isDigest(`${algorithm}:${name}`))
+        out.push({ name: `blobs/${algorithm}/${name}`, directory: false });
     }
   }
   return out;
@@ -89,12 +104,21 @@ export async function packLayout(dir: string, target: string, options: Operation
   const tmp = tempPathFor(target);
   const archive = pack();
   const stop = new AbortController();
-  const written = pipeline(archive, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }), { signal: options.signal });
+  const written = pipeline(archive, createWriteStream(tmp, { flags: 'wx', mode: 0o644 }), {
+    signal: options.signal,
+  });
   written.catch((error: unknown) => stop.abort(error));
   try {
     for (const { name, directory } of await layoutEntries(dir)) {
       stop.signal.throwIfAborted();
-      const header: Partial<Header> & { name: string } = { name, mtime: epoch, uid: 0, gid: 0, uname: '', gname: '' };
+      const header: Partial<Header> & { name: string } = {
+        name,
+        mtime: epoch,
+        uid: 0,
+        gid: 0,
+        uname: '',
+        gname: '',
+      };
       if (directory) {
         await finishEntry(archive, { ...header, type: 'directory', mode: 0o755 });
         continue;
@@ -117,14 +141,20 @@ export async function packLayout(dir: string, target: string, options: Operation
 /** Adds one entry to a pack stream, streaming the file at `path` into it with back-pressure. */
 async function finishEntry(
   archive: ReturnType<typeof pack>,
-  header: Partial<Header> & { name: string }, path?: string, signal?: AbortSignal) {
+  header: Partial<Header> & { name: string },
+  path?: string,
+  signal?: AbortSignal,
+) {
   let settle: (error?: Error | null) => void = () => {};
   const done = new Promise<void>((resolve, reject) => {
     settle = (error) => (error ? reject(error) : resolve());
   });
   const sink = archive.entry(header, (error) => settle(error));
   if (path) {
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, ...(signal ? { signal } : {}) })) {
+    for await (const chunk of createReadStream(path, {
+      highWaterMark: 1 << 20,
+      ...(signal ? { signal } : {}),
+    })) {
       if (!sink.write(chunk)) await once(sink, 'drain', signal ? { signal } : {});
     }
   }
@@ -200,7 +230,8 @@ export async function* scanTar(handle: FileHandle): AsyncGenerator<TarHeader> {
     const headerSize = numeric(block, 124, 12);
     const dataOffset = offset + 512;
     const readData = async (limit: number): Promise<Buffer> => {
-      if (headerSize > limit) throw new Error(`tar metadata entry of ${headerSize} bytes at offset ${offset}`);
+      if (headerSize > limit)
+        throw new Error(`tar metadata entry of ${headerSize} bytes at offset ${offset}`);
       const data = Buffer.alloc(headerSize);
       await handle.read(data, 0, headerSize, dataOffset);
       return data;

@@ -114,7 +114,10 @@ export async function putImage(dest: ImageDestination, image: TestImage, instanc
   for (const layer of image.layers) {
     await dest.putBlob(Readable.from([layer.bytes]), { digest: layer.digest, size: layer.bytes.length });
   }
-  await dest.putBlob(Readable.from([image.config.bytes]), { digest: image.config.digest, size: image.config.bytes.length });
+  await dest.putBlob(Readable.from([image.config.bytes]), {
+    digest: image.config.digest,
+    size: image.config.bytes.length,
+  });
   await dest.putManifest(image.manifest, instance ? image.digest : undefined);
 }
 

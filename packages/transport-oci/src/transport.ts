@@ -1,6 +1,11 @@
 import { posix } from 'node:path';
 import { InvalidPolicyError, type Transport } from '@img/core';
-import { type OciArchiveReference, type OciReference, parseOciArchiveReference, parseOciReference } from './reference.js';
+import {
+  type OciArchiveReference,
+  type OciReference,
+  parseOciArchiveReference,
+  parseOciReference,
+} from './reference.js';
 
 /**
  * A policy.json scope for a path transport (containers/image's rules): an absolute, canonical path,
@@ -8,10 +13,14 @@ import { type OciArchiveReference, type OciReference, parseOciArchiveReference, 
  */
 function validatePathScope(transport: string, scope: string): void {
   if (!scope.startsWith('/')) {
-    throw new InvalidPolicyError(`invalid scope "${scope}" for transport ${transport}: it must be an absolute path`);
+    throw new InvalidPolicyError(
+      `invalid scope "${scope}" for transport ${transport}: it must be an absolute path`,
+    );
   }
   if (scope === '/') {
-    throw new InvalidPolicyError(`invalid scope "/" for transport ${transport}: use the default scope "" instead`);
+    throw new InvalidPolicyError(
+      `invalid scope "/" for transport ${transport}: use the default scope "" instead`,
+    );
   }
   let clean = posix.normalize(scope);
   if (clean.length > 1 && clean.endsWith('/')) clean = clean.slice(0, -1);

@@ -1,13 +1,14 @@
+import { createHash } from 'node:crypto';
 import { PassThrough, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { createHash } from 'node:crypto';
 import type { CompressionName } from '../blob-info-cache.js';
 import type { Digest } from '../digest.js';
 
 /** The compression of a blob from its first bytes (gzip and zstd magic numbers). */
 export function sniffCompression(head: Uint8Array): CompressionName {
   if (head.length >= 3 && head[0] === 0x1f && head[1] === 0x8b && head[2] === 0x08) return 'gzip';
-  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
+  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
+    return 'zstd';
   return 'none';
 }
 
@@ -15,7 +16,9 @@ export function sniffCompression(head: Uint8Array): CompressionName {
  * Reads the first bytes of a stream to tell its compression, and returns a stream that still yields
  * every byte (the peeked ones first).
  */
-export async function peekCompression(stream: Readable): Promise<{ compression: CompressionName; stream: Readable }> {
+export async function peekCompression(
+  stream: Readable,
+): Promise<{ compression: CompressionName; stream: Readable }> {
   const iterator = stream[Symbol.asyncIterator]();
   const first = await iterator.next();
   const out = new PassThrough({ highWaterMark: 1 << 20 });

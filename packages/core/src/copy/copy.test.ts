@@ -1,10 +1,15 @@
 import { MemoryStore, randomImage, randomIndex } from '@img/testing';
 import { describe, expect, it } from 'vitest';
-import { DigestMismatchError, ManifestConversionError, NotSupportedError, PolicyRejectedError } from '../errors.js';
+import {
+  DigestMismatchError,
+  ManifestConversionError,
+  NotSupportedError,
+  PolicyRejectedError,
+} from '../errors.js';
 import { guessMediaType, manifestDescriptors } from '../manifest/descriptors.js';
 import { MediaTypes } from '../manifest/media-types.js';
-import type { CopyEvent } from './events.js';
 import { copyImage, type PolicyChecker } from './copy.js';
+import type { CopyEvent } from './events.js';
 
 const allow: PolicyChecker = { isRunningImageAllowed: async () => {} };
 
@@ -64,7 +69,12 @@ describe('copyImage', () => {
     expect(dst.counters.putBlob).toBe(0);
     expect(dst.counters.putManifest).toBe(0);
     expect(dst.counters.putSignatures).toBe(1);
-    expect(dst.images.get('a')?.signatures.get('')?.map((s) => Buffer.from(s.bytes).toString())).toEqual(['sig']);
+    expect(
+      dst.images
+        .get('a')
+        ?.signatures.get('')
+        ?.map((s) => Buffer.from(s.bytes).toString()),
+    ).toEqual(['sig']);
   });
 
   it('falls back to a full copy with reuse when signatures are missing and puts cannot be out of order', async () => {
@@ -133,8 +143,12 @@ describe('copyImage', () => {
   it('refuses signatures a destination cannot store', async () => {
     const { src, dst } = stores();
     dst.capabilities.supportsSignatures = false;
-    const signed = src.add('a', await randomImage({ seed: 10 }), [{ format: 'simple-signing', bytes: Buffer.from('s') }]);
-    await expect(copyImage(dst.ref('a'), signed, { policy: allow })).rejects.toBeInstanceOf(NotSupportedError);
+    const signed = src.add('a', await randomImage({ seed: 10 }), [
+      { format: 'simple-signing', bytes: Buffer.from('s') },
+    ]);
+    await expect(copyImage(dst.ref('a'), signed, { policy: allow })).rejects.toBeInstanceOf(
+      NotSupportedError,
+    );
   });
 
   it('compresses uncompressed layers for a destination that wants them compressed', async () => {
@@ -144,7 +158,8 @@ describe('copyImage', () => {
     const result = await copyImage(dst.ref('a'), src.add('a', image), { policy: allow });
     const d = manifestDescriptors(result.manifest.bytes);
     expect(d.layers.map((l) => l.mediaType)).toEqual([MediaTypes.ociLayerGzip, MediaTypes.ociLayerGzip]);
-    for (const layer of d.layers) expect(dst.blobs.get(layer.digest)?.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
+    for (const layer of d.layers)
+      expect(dst.blobs.get(layer.digest)?.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]));
   });
 
   it('decompresses layers for a destination that wants them uncompressed', async () => {
@@ -170,7 +185,10 @@ describe('copyImage', () => {
   it('copies every instance and the list unchanged with all', async () => {
     const { src, dst } = stores();
     const index = await randomIndex(['linux/amd64', 'linux/arm64/v8', 'linux/s390x']);
-    const result = await copyImage(dst.ref('a'), src.add('a', index), { policy: allow, imageListSelection: 'all' });
+    const result = await copyImage(dst.ref('a'), src.add('a', index), {
+      policy: allow,
+      imageListSelection: 'all',
+    });
     expect(result.manifestDigest).toBe(index.manifestDigest);
     expect(dst.images.get('a')?.manifests.size).toBe(4);
     src.resetCounters();
@@ -186,9 +204,9 @@ describe('copyImage', () => {
         throw new PolicyRejectedError('rejected by policy');
       },
     };
-    await expect(copyImage(dst.ref('a'), src.add('a', await randomImage()), { policy: deny })).rejects.toBeInstanceOf(
-      PolicyRejectedError,
-    );
+    await expect(
+      copyImage(dst.ref('a'), src.add('a', await randomImage()), { policy: deny }),
+    ).rejects.toBeInstanceOf(PolicyRejectedError);
     expect(src.counters.getBlob).toBe(0);
   });
 
@@ -197,7 +215,10 @@ describe('copyImage', () => {
     const controller = new AbortController();
     controller.abort();
     await expect(
-      copyImage(dst.ref('a'), src.add('a', await randomImage()), { policy: allow, signal: controller.signal }),
+      copyImage(dst.ref('a'), src.add('a', await randomImage()), {
+        policy: allow,
+        signal: controller.signal,
+      }),
     ).rejects.toThrow();
     expect(dst.images.has('a')).toBe(false);
   });

@@ -9,6 +9,7 @@ import {
   ManifestTypeRejectedError,
   NotSupportedError,
 } from '../errors.js';
+import { parseJsonObject } from '../manifest/descriptors.js';
 import {
   chooseInstance,
   convertManifest,
@@ -23,7 +24,6 @@ import {
   schema1ToConfig,
   updateLayerInfos,
 } from '../manifest/index.js';
-import { parseJsonObject } from '../manifest/descriptors.js';
 import { isManifestListMediaType, MediaTypes } from '../manifest/media-types.js';
 import type {
   BlobInfo,
@@ -198,7 +198,9 @@ class Copier {
 
   /** The signatures the destination should end up with for one manifest. */
   private async wantedSignatures(instance: Digest | undefined): Promise<Signature[]> {
-    const signatures = this.options.removeSignatures ? [] : await this.src.getSignatures(instance, { signal: this.signal });
+    const signatures = this.options.removeSignatures
+      ? []
+      : await this.src.getSignatures(instance, { signal: this.signal });
     if (signatures.length > 0 && !this.dest.supportsSignatures) {
       throw new NotSupportedError(
         `${this.dest.reference} cannot store signatures; copy with --remove-signatures to drop them`,
@@ -238,16 +240,26 @@ class Copier {
     return { digest, bytes, mediaType, present: true };
   }
 
-  private async copyList(top: RawManifest, list: ManifestList, selection: ImageListSelection): Promise<SingleResult> {
+  private async copyList(
+    top: RawManifest,
+    list: ManifestList,
+    selection: ImageListSelection,
+  ): Promise<SingleResult> {
     const signal = this.signal;
     const signatures = await this.wantedSignatures(undefined);
     const accepted = this.dest.supportedManifestMediaTypes;
     const listTypes = accepted.length === 0 ? [top.mediaType] : accepted.filter(isManifestListMediaType);
     if (listTypes.length === 0) {
-      throw new NotSupportedError(`${this.dest.reference} cannot store a manifest list; copy one image without --all`);
+      throw new NotSupportedError(
+        `${this.dest.reference} cannot store a manifest list; copy one image without --all`,
+      );
     }
     const forced = this.options.forceManifestMediaType;
-    const forcedList = forced ? (forced === MediaTypes.ociManifest ? MediaTypes.ociIndex : MediaTypes.dockerV2List) : undefined;
+    const forcedList = forced
+      ? forced === MediaTypes.ociManifest
+        ? MediaTypes.ociIndex
+        : MediaTypes.dockerV2List
+      : undefined;
     const target = forcedList ?? (listTypes.includes(top.mediaType) ? top.mediaType : listTypes[0]!);
 
     if (target === top.mediaType) {
@@ -264,7 +276,11 @@ class Copier {
         }
         const written = await this.copySingle(raw, instance.digest, instance.digest);
         if (written.digest !== instance.digest) {
-          updates.set(instance.digest, { digest: written.digest, size: written.bytes.byteLength, mediaType: written.mediaType });
+          updates.set(instance.digest, {
+            digest: written.digest,
+            size: written.bytes.byteLength,
+            mediaType: written.mediaType,
+          });
         }
       }
     }
@@ -315,7 +331,12 @@ class Copier {
     const order = [sourceType, MediaTypes.dockerV2Schema2, MediaTypes.ociManifest, ...accepted];
     const candidates: string[] = [];
     for (const t of order) {
-      if (supported(t) && !candidates.includes(t) && t !== MediaTypes.dockerV2Schema1 && t !== MediaTypes.dockerV2Schema1Signed) {
+      if (
+        supported(t) &&
+        !candidates.includes(t) &&
+        t !== MediaTypes.dockerV2Schema1 &&
+        t !== MediaTypes.dockerV2Schema1Signed
+      ) {
         candidates.push(t);
       }
     }
@@ -324,7 +345,11 @@ class Copier {
     return candidates;
   }
 
-  private async copySingle(raw: RawManifest, sourceInstance: Digest | undefined, destInstance: Digest | undefined): Promise<SingleResult> {
+  private async copySingle(
+    raw: RawManifest,
+    sourceInstance: Digest | undefined,
+    destInstance: Digest | undefined,
+  ): Promise<SingleResult> {
     const signal = this.signal;
     const manifest = parseImageManifest(raw.bytes, raw.mediaType);
     const signatures = await this.wantedSignatures(sourceInstance);
@@ -342,7 +367,9 @@ class Copier {
       const first = candidates[0]!;
       const predicted = first === manifest.mediaType ? raw.bytes : tryConvert(manifest, first);
       if (predicted) {
-        const present = await this.tryPresent(predicted, first, signatures, async () => imageBlobsSize(manifest));
+        const present = await this.tryPresent(predicted, first, signatures, async () =>
+          imageBlobsSize(manifest),
+        );
         if (present) return present;
       }
     }
@@ -366,11 +393,15 @@ class Copier {
       const diffIDs = layers.filter((l) => !l.emptyLayer).map((l) => l.diffID!);
       const bytes = schema1ToConfig(manifest, diffIDs);
       const digest = computeDigest(bytes);
-      config = await this.dest.putBlob(Readable.from([Buffer.from(bytes)]), { digest, size: bytes.byteLength }, {
-        signal,
-        cache: this.cache,
-        isConfig: true,
-      });
+      config = await this.dest.putBlob(
+        Readable.from([Buffer.from(bytes)]),
+        { digest, size: bytes.byteLength },
+        {
+          signal,
+          cache: this.cache,
+          isConfig: true,
+        },
+      );
       config.mediaType = MediaTypes.dockerConfig;
     }
 
@@ -465,7 +496,10 @@ class Copier {
           task.catch(() => controller.abort());
           byDigest.set(key, task);
         }
-        return task.then((copied) => ({ ...copied, emptyLayer: Boolean((layer as { emptyLayer?: boolean }).emptyLayer) }));
+        return task.then((copied) => ({
+          ...copied,
+          emptyLayer: Boolean((layer as { emptyLayer?: boolean }).emptyLayer),
+        }));
       });
       const settled = await Promise.allSettled(tasks);
       const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -529,7 +563,12 @@ class Copier {
     }
 
     this.emit({ type: 'blob-start', digest: blob.digest, size: blob.size, kind });
-    const putOptions = { signal, cache, isConfig: kind === 'config', ...(layerIndex === undefined ? {} : { layerIndex }) };
+    const putOptions = {
+      signal,
+      cache,
+      isConfig: kind === 'config',
+      ...(layerIndex === undefined ? {} : { layerIndex }),
+    };
 
     // Fast path: a file-backed source into a file-backed destination, copied by the kernel.
     if (plan === 'preserve' && !needDiffID && src.getBlobPath && dest.putBlobFromFile && blob.size >= 0) {
@@ -542,7 +581,11 @@ class Copier {
     }
 
     const { stream: raw } = await src.getBlob(blob, { signal, cache });
-    const verified = new DigestingStream({ expectedDigest: blob.digest, expectedSize: blob.size, what: kind });
+    const verified = new DigestingStream({
+      expectedDigest: blob.digest,
+      expectedSize: blob.size,
+      what: kind,
+    });
     let moved = 0;
     let last = 0;
     const counter = new Transform({
@@ -590,11 +633,7 @@ class Copier {
       stream = pipeInto(stream, createGunzip());
     }
     const unknownDigest = action === 'compress' || action === 'decompress';
-    const stored = await dest.putBlob(
-      stream,
-      unknownDigest ? { size: -1 } : info,
-      putOptions,
-    );
+    const stored = await dest.putBlob(stream, unknownDigest ? { size: -1 } : info, putOptions);
     // putBlob consumed the stream; if the source failed verification the pipeline errored first.
     if (verified.digest !== blob.digest) throw new DigestMismatchError(blob.digest, verified.digest, kind);
     this.finishBlob(blob, kind, moved, stored.digest);
@@ -619,7 +658,9 @@ class Copier {
   }
 
   private manifestKindFor(blob: BlobInfo): string {
-    return blob.mediaType?.startsWith('application/vnd.oci.') ? MediaTypes.ociManifest : MediaTypes.dockerV2Schema2;
+    return blob.mediaType?.startsWith('application/vnd.oci.')
+      ? MediaTypes.ociManifest
+      : MediaTypes.dockerV2Schema2;
   }
 
   private finishBlob(blob: BlobInfo, kind: 'layer' | 'config', bytes: number, stored: Digest): void {
@@ -647,7 +688,9 @@ function matches(bytes: Uint8Array, digest: Digest): boolean {
 function rewriteList(list: ManifestList, target: string, updates: Map<Digest, BlobInfo>): Uint8Array {
   const base = target === list.mediaType ? list.raw : convertManifestList(list, target);
   if (updates.size === 0) return base;
-  const json = parseJsonObject(base) as { manifests: Array<{ digest: Digest; size: number; mediaType?: string }> };
+  const json = parseJsonObject(base) as {
+    manifests: Array<{ digest: Digest; size: number; mediaType?: string }>;
+  };
   for (const entry of json.manifests) {
     const update = updates.get(entry.digest);
     if (!update) continue;
@@ -674,7 +717,9 @@ function imageBlobsSize(manifest: ImageManifest): number {
 
 function sameSignatures(a: Signature[], b: Signature[]): boolean {
   if (a.length !== b.length) return false;
-  return a.every((s, i) => s.format === b[i]!.format && Buffer.from(s.bytes).equals(Buffer.from(b[i]!.bytes)));
+  return a.every(
+    (s, i) => s.format === b[i]!.format && Buffer.from(s.bytes).equals(Buffer.from(b[i]!.bytes)),
+  );
 }
 
 function isAbort(error: unknown): boolean {
@@ -708,4 +753,3 @@ function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
       else queue.push(start);
     });
 }
-

@@ -19,4 +19,11 @@ export type CopyEvent =
   | { type: 'manifest-written'; digest: Digest; mediaType: string; instance: boolean }
   | { type: 'signatures-written'; count: number; manifestDigest: Digest }
   /** The copy finished: bytes moved against the image's size. */
-  | { type: 'done'; manifestDigest: Digest; bytesMoved: number; imageSize: number; blobsCopied: number; blobsReused: number };
+  | {
+      type: 'done';
+      manifestDigest: Digest;
+      bytesMoved: number;
+      imageSize: number;
+      blobsCopied: number;
+      blobsReused: number;
+    };

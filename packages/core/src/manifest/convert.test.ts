@@ -227,8 +227,7 @@ describe('schema1ToConfig', () => {
   });
 
   it('keeps the newest entry as written, numbers included', () => {
-    const v1 =
-      '{"id":"' + 'a'.repeat(64) + '","created":"2024-01-01T00:00:00Z","config":{"Memory":1.50,"Cpu":1e3}}';
+    const v1 = `{"id":"${'a'.repeat(64)}","created":"2024-01-01T00:00:00Z","config":{"Memory":1.50,"Cpu":1e3}}`;
     const m = parseImageManifest(
       bytes({ schemaVersion: 1, fsLayers: [{ blobSum: blob(1) }], history: [{ v1Compatibility: v1 }] }),
       MediaTypes.dockerV2Schema1,

@@ -8,7 +8,6 @@ import type { Descriptor, ImageManifest, LayerInfo, ManifestList } from './model
 import { hostPlatform } from './platform.js';
 import { parseV1Compatibility } from './schema1.js';
 import {
-  isDockerLayerMediaType,
   isForeignLayerMediaType,
   isSchema1MediaType,
   layerCompression,

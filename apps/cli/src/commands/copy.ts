@@ -1,0 +1,142 @@
+import { writeFile } from 'node:fs/promises';
+import { type CopyResult, copyImage } from '@img/core';
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand, durationFlag, errorMessage } from '../base-command.js';
+import { copyOptionsFromFlags, manifestFormats, multiArchValues } from '../copy-options.js';
+import { formatGoDuration } from '../duration.js';
+import { ProgressRenderer, progressFlagValues, resolveProgressMode } from '../progress.js';
+import { retryIfNecessary } from '../retry.js';
+
+/** `img copy SRC DEST`: copies an image between any two transports. */
+export default class Copy extends BaseCommand<typeof Copy> {
+  static override summary = 'Copy an image from one location to another.';
+
+  static override description =
+    `Copies the image SOURCE-IMAGE to DESTINATION-IMAGE, each written transport:reference (see "img transports").
+Blobs the destination already holds are not moved again, and when the destination already holds the whole image nothing is moved at all.
+The trust policy (--policy, or the default policy.json) must accept the source image; --insecure-policy skips it.`;
+
+  static override examples = [
+    {
+      description: 'Copy an image from an OCI layout to a directory.',
+      command: '<%= config.bin %> <%= command.id %> oci:/srv/layouts/app:v1 dir:/tmp/app',
+    },
+    {
+      description: 'Copy every platform of a multi-arch image, writing OCI manifests, and record the digest.',
+      command:
+        '<%= config.bin %> <%= command.id %> --all --format oci --digestfile /tmp/digest oci:/srv/app:v1 oci:/srv/mirror:v1',
+    },
+    {
+      description:
+        'Skip the trust policy and print one line per blob (global flags may also come first, as in skopeo).',
+      command:
+        '<%= config.bin %> --insecure-policy <%= command.id %> --progress lines dir:/tmp/app oci:/tmp/layout:app',
+    },
+  ];
+
+  static override args = {
+    source: Args.string({
+      name: 'SOURCE-IMAGE',
+      required: true,
+      description: 'The image to copy (transport:reference).',
+    }),
+    destination: Args.string({
+      name: 'DESTINATION-IMAGE',
+      required: true,
+      description: 'Where to write it (transport:reference).',
+    }),
+  };
+
+  static override flags = {
+    all: Flags.boolean({
+      char: 'a',
+      description: 'Copy every image of a manifest list (same as --multi-arch all).',
+      exclusive: ['multi-arch'],
+    }),
+    'multi-arch': Flags.string({
+      description:
+        'What to copy from a manifest list: the image for this platform, every image, or only the list.',
+      options: [...multiArchValues],
+      helpValue: 'system|all|index-only',
+    }),
+    format: Flags.string({
+      char: 'f',
+      description: 'Write manifests of this type (converting if needed).',
+      options: Object.keys(manifestFormats),
+      helpValue: 'oci|v2s1|v2s2',
+    }),
+    quiet: Flags.boolean({ char: 'q', description: 'Print nothing but errors.' }),
+    digestfile: Flags.string({
+      description: 'Write the digest of the written manifest to this file.',
+      helpValue: 'PATH',
+    }),
+    'remove-signatures': Flags.boolean({ description: 'Do not copy the signatures of the source image.' }),
+    'preserve-digests': Flags.boolean({
+      description: 'Fail rather than change the manifest (and so its digest).',
+    }),
+    'image-parallel-copies': Flags.integer({
+      description: 'How many blobs to copy at once (0: the default, 6).',
+      min: 0,
+      helpValue: 'N',
+    }),
+    'retry-times': Flags.integer({
+      description: 'Retry the copy this many times on a failure that may pass.',
+      min: 0,
+      default: 0,
+      helpValue: 'N',
+    }),
+    'retry-delay': durationFlag({
+      description: 'Wait this long between retries (default: 1s, 2s, 4s… doubling).',
+    }),
+    progress: Flags.string({
+      description:
+        'How to show progress: bars on a terminal and lines otherwise (auto), JSON events on stdout (json), or none.',
+      options: [...progressFlagValues],
+      default: 'auto',
+    }),
+  };
+
+  async run(): Promise<CopyResult> {
+    const { flags } = this;
+    const srcRef = await this.parseImageName(this.args.source);
+    const destRef = await this.parseImageName(this.args.destination);
+    const policy = await this.policyContext();
+    const ctx = this.systemContext();
+    const mode = resolveProgressMode(flags.progress, {
+      quiet: flags.quiet,
+      isTTY: process.stderr.isTTY === true,
+    });
+
+    // One renderer per attempt, so that a retry starts with fresh bars.
+    const attempt = async () => {
+      const progress = new ProgressRenderer({ mode, stderr: process.stderr, stdout: process.stdout });
+      const options = copyOptionsFromFlags(flags, {
+        policy,
+        sourceCtx: ctx,
+        destinationCtx: { ...ctx },
+        signal: this.signal,
+        onEvent: (event) => progress.onEvent(event),
+      });
+      try {
+        const result = await copyImage(destRef, srcRef, options);
+        progress.finish(result);
+        return result;
+      } catch (error) {
+        progress.finish();
+        throw error;
+      }
+    };
+    const result = await retryIfNecessary(attempt, {
+      times: flags['retry-times'],
+      delayMs: flags['retry-delay'],
+      signal: this.signal,
+      onRetry: (error, n, delayMs) => {
+        this.warnLine(
+          `copy failed, retrying in ${formatGoDuration(delayMs)} (${n}/${flags['retry-times']}): ${errorMessage(error)}`,
+        );
+      },
+    });
+    if (flags.digestfile) await writeFile(flags.digestfile, result.manifestDigest);
+    return result;
+  }
+}

@@ -1,0 +1,113 @@
+import { getImageConfig, inspectImage } from '@img/core';
+import { Args, Errors, Flags } from '@oclif/core';
+import { BaseCommand, durationFlag, errorMessage } from '../base-command.js';
+import { formatGoDuration } from '../duration.js';
+import { isJsonFormat, parseGoTemplate } from '../go-template.js';
+import { formatOutput, inspectJsonView, inspectTemplateData } from '../inspect-output.js';
+import { ociConfigTemplateData, ociConfigView } from '../oci-config.js';
+import { retryIfNecessary } from '../retry.js';
+
+/** `img inspect IMAGE`: what skopeo inspect prints. */
+export default class Inspect extends BaseCommand<typeof Inspect> {
+  static override summary = 'Inspect an image: digest, platform, labels, layers.';
+
+  static override description =
+    `Prints what is known of IMAGE (transport:reference) as JSON: Name, Digest, RepoTags, Created, DockerVersion, Labels, Architecture, Variant, Os, Layers, LayersData and Env, as skopeo inspect does.
+For a manifest list, Digest is the list's and the rest describes the image chosen for this platform (see --override-os, --override-arch).
+--raw prints the manifest exactly as stored; --config prints the image config; --format renders a Go template instead of JSON.`;
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> oci:/srv/layouts/app:v1',
+    {
+      description: 'Print the manifest as stored, byte for byte.',
+      command: '<%= config.bin %> <%= command.id %> --raw dir:/tmp/app',
+    },
+    {
+      description: 'Print the image config.',
+      command: '<%= config.bin %> <%= command.id %> --config oci:/srv/layouts/app:v1',
+    },
+    {
+      description: 'Print selected fields with a Go template.',
+      command: `<%= config.bin %> <%= command.id %> --format '{{.Digest}} {{.Os}}/{{.Architecture}} {{index .Labels "org.opencontainers.image.version"}}' oci:/srv/layouts/app:v1`,
+    },
+  ];
+
+  static override args = {
+    image: Args.string({
+      name: 'IMAGE',
+      required: true,
+      description: 'The image to inspect (transport:reference).',
+    }),
+  };
+
+  static override flags = {
+    raw: Flags.boolean({
+      description: 'Print the manifest (with --config: the config blob) exactly as stored.',
+    }),
+    config: Flags.boolean({ description: 'Print the image config instead of the summary.' }),
+    format: Flags.string({
+      char: 'f',
+      description: 'Render this Go template instead of printing JSON.',
+      helpValue: 'TEMPLATE',
+    }),
+    'no-tags': Flags.boolean({
+      char: 'n',
+      description: 'Do not list the tags of the repository (registries only).',
+    }),
+    'retry-times': Flags.integer({
+      description: 'Retry this many times on a failure that may pass.',
+      min: 0,
+      default: 0,
+      helpValue: 'N',
+    }),
+    'retry-delay': durationFlag({
+      description: 'Wait this long between retries (default: 1s, 2s, 4s… doubling).',
+    }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = this;
+    if (flags.raw && flags.format !== undefined) {
+      throw new Errors.CLIError('--raw output does not support the --format option', { exit: 2 });
+    }
+    const ref = await this.parseImageName(this.args.image);
+    const ctx = this.systemContext();
+    const options = { ctx, signal: this.signal };
+
+    // A template that cannot be parsed fails before the image is opened.
+    if (flags.format !== undefined && !isJsonFormat(flags.format)) parseGoTemplate(flags.format);
+
+    const result = await retryIfNecessary(
+      async (): Promise<Uint8Array | { json: unknown; data: unknown }> => {
+        const source = await ref.newImageSource(ctx, { signal: this.signal });
+        try {
+          if (flags.raw && !flags.config)
+            return (await source.getManifest(undefined, { signal: this.signal })).bytes;
+          if (flags.config) {
+            const { bytes, config } = await getImageConfig(source, options);
+            return flags.raw ? bytes : { json: ociConfigView(config), data: ociConfigTemplateData(config) };
+          }
+          // Tags are listed only for registry references, which no built-in transport has yet:
+          // RepoTags stays empty, with or without --no-tags.
+          const out = await inspectImage(source, options);
+          return { json: inspectJsonView(out), data: inspectTemplateData(out) };
+        } finally {
+          await source.close();
+        }
+      },
+      {
+        times: flags['retry-times'],
+        delayMs: flags['retry-delay'],
+        signal: this.signal,
+        onRetry: (error, n, delayMs) => {
+          this.warnLine(
+            `inspect failed, retrying in ${formatGoDuration(delayMs)} (${n}/${flags['retry-times']}): ${errorMessage(error)}`,
+          );
+        },
+      },
+    );
+    const output =
+      result instanceof Uint8Array ? result : formatOutput(result.json, result.data, flags.format);
+    this.write(output);
+  }
+}
