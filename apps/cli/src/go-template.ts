@@ -103,7 +103,7 @@ function findClose(source: string, from: number): number {
 }
 
 type Token =
-  | { t: 'field'; name: string } // .Name
+  | { t: 'field'; name: string; joined: boolean } // .Name; joined: no space before it (a chain)
   | { t: 'dot' }
   | { t: 'var'; name: string } // $ or $name
   | { t: 'ident'; name: string }
@@ -130,7 +130,7 @@ function tokenize(action: RawAction): Token[] {
     } else if (c === '.') {
       const name = identAt(i + 1);
       if (name) {
-        tokens.push({ t: 'field', name });
+        tokens.push({ t: 'field', name, joined: i > 0 && !/\s/.test(s[i - 1]!) });
         i += 1 + name.length;
       } else if (/[0-9]/.test(s[i + 1] ?? '')) {
         const num = /^\.[0-9]+/.exec(s.slice(i))![0];
@@ -344,7 +344,7 @@ class Parser {
 
   private fieldsAfter(): string[] {
     const fields: string[] = [];
-    for (let t = this.peek(); t?.t === 'field'; t = this.peek()) {
+    for (let t = this.peek(); t?.t === 'field' && t.joined; t = this.peek()) {
       fields.push(t.name);
       this.pos++;
     }

@@ -82,7 +82,9 @@ interface MessageRow {
 
 type Row = BlobRow | MessageRow;
 
-const barWidth = 20;
+const defaultBarWidth = 20;
+const minBarWidth = 10;
+const maxBarWidth = 40;
 
 /**
  * Turns copy events into progress output. `bars` keeps one line per blob and redraws the lines

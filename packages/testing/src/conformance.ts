@@ -23,6 +23,8 @@ export interface ConformanceCapabilities {
   signatures: boolean;
   /** The transport implements alreadyContainsManifest (required of built-ins). */
   alreadyContainsManifest: boolean;
+  /** A destination opened anew sees the blobs already stored (false for archives rewritten whole). */
+  blobReuse?: boolean;
   /** The image format the transport keeps without conversion; default: both. */
   formats?: Array<'oci' | 'docker'>;
 }
@@ -84,7 +86,7 @@ export function describeTransportConformance(
         expect(back.manifestDigest).toBe(image.manifestDigest);
     });
 
-    it('reuses every blob it already holds', async () => {
+    it.runIf(capabilities.blobReuse ?? true)('reuses every blob it already holds', async () => {
       const dest = await target.newReference();
       await copy(dest, store.add('reuse', image));
       const destination = await dest.newImageDestination({});
@@ -189,7 +191,7 @@ export function describeTransportConformance(
         const dest = await target.newReference();
         const unsigned = store.add('unsigned', image);
         await copy(dest, unsigned);
-        const signatures: Signature[] = [{ format: 'simple-signing', bytes: Buffer.from('\x89sig-one') }];
+        const signatures: Signature[] = [{ format: 'simple-signing', bytes: Buffer.from('\x89sig-one', 'latin1') }];
         const signed = store.add('signed', image, signatures);
         store.resetCounters();
         const result = await copy(dest, signed);

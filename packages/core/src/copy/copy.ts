@@ -632,6 +632,9 @@ class Copier {
     } else if (action === 'decompress') {
       stream = pipeInto(stream, createGunzip());
     }
+    // The destination may attach to the stream only after its own set-up; an early source error
+    // must then wait in the stream's state (pipeline sees it) rather than crash the process.
+    stream.on('error', () => {});
     const unknownDigest = action === 'compress' || action === 'decompress';
     const stored = await dest.putBlob(stream, unknownDigest ? { size: -1 } : info, putOptions);
     // putBlob consumed the stream; if the source failed verification the pipeline errored first.
