@@ -35,12 +35,12 @@ describe.runIf(hasSkopeo)('skopeo reads what img writes, and img reads what skop
   afterAll(() => box.cleanup());
 
   for (const [name, dest] of [
-    ['dir:', (b: Sandbox) => `dir:${b.path('img-dir')}`],
-    ['oci:', (b: Sandbox) => `oci:${b.path('img-oci')}:v1`],
-    ['oci-archive:', (b: Sandbox) => `oci-archive:${b.path('img.tar')}:v1`],
+    ['dir:', (b: Sandbox, who: string) => `dir:${b.path(`${who}-dir`)}`],
+    ['oci:', (b: Sandbox, who: string) => `oci:${b.path(`${who}-oci`)}:v1`],
+    ['oci-archive:', (b: Sandbox, who: string) => `oci-archive:${b.path(`${who}.tar`)}:v1`],
   ] as const) {
     it(`img writes ${name} and skopeo reads the same manifest and layers`, async () => {
-      const target = dest(box);
+      const target = dest(box, 'by-img');
       const copied = await box.img('--insecure-policy', 'copy', '--quiet', `oci:${src}:v1`, target);
       expect(copied.code, copied.stderr).toBe(0);
       expect(await skopeoDigest(target)).toBe(await skopeoDigest(`oci:${src}:v1`));
@@ -56,7 +56,7 @@ describe.runIf(hasSkopeo)('skopeo reads what img writes, and img reads what skop
     });
 
     it(`skopeo writes ${name} and img reads the same manifest and layers`, async () => {
-      const target = dest(box).replace('img', 'skopeo');
+      const target = dest(box, 'by-skopeo');
       const copied = await skopeo('copy', '--quiet', `oci:${src}:v1`, target);
       expect(copied.code, copied.stderr).toBe(0);
       expect(await imgDigest(box, target)).toBe(await skopeoDigest(target));

@@ -13,7 +13,12 @@ function output() {
       Architecture: 'arm64',
       Os: 'linux',
       Layers: ['sha256:aaa', 'sha256:bbb'],
-      LayersData: [goStruct({ MIMEType: 'x', Digest: 'sha256:aaa', Size: 3, Annotations: {} }, 'types.ImageInspectLayer')],
+      LayersData: [
+        goStruct(
+          { MIMEType: 'x', Digest: 'sha256:aaa', Size: 3, Annotations: {} },
+          'types.ImageInspectLayer',
+        ),
+      ],
       Env: [] as string[],
     },
     'inspect.Output',
@@ -56,10 +61,16 @@ describe('renderGoTemplate', () => {
 
   it('ranges over lists and maps, with variables and else', () => {
     expect(renderGoTemplate('{{range .RepoTags}}{{.}} {{end}}', output())).toBe('1.36 latest ');
-    expect(renderGoTemplate('{{range $i, $t := .RepoTags}}{{$i}}={{$t}};{{end}}', output())).toBe('0=1.36;1=latest;');
-    expect(renderGoTemplate('{{range $k, $v := .Labels}}{{$k}}={{$v}} {{end}}', output())).toBe('a.b=c version=1.2 ');
+    expect(renderGoTemplate('{{range $i, $t := .RepoTags}}{{$i}}={{$t}};{{end}}', output())).toBe(
+      '0=1.36;1=latest;',
+    );
+    expect(renderGoTemplate('{{range $k, $v := .Labels}}{{$k}}={{$v}} {{end}}', output())).toBe(
+      'a.b=c version=1.2 ',
+    );
     expect(renderGoTemplate('{{range .Env}}x{{else}}no env{{end}}', output())).toBe('no env');
-    expect(renderGoTemplate('{{range .LayersData}}{{.Digest}} {{$.Os}}{{end}}', output())).toBe('sha256:aaa linux');
+    expect(renderGoTemplate('{{range .LayersData}}{{.Digest}} {{$.Os}}{{end}}', output())).toBe(
+      'sha256:aaa linux',
+    );
   });
 
   it('evaluates if, else if, with and comparisons', () => {
@@ -85,9 +96,11 @@ describe('renderGoTemplate', () => {
 
   it('fails on a field the struct does not have, naming it', () => {
     expect(() => renderGoTemplate('{{.Nope}}', output())).toThrow(
-      new TemplateError('template error at <.Nope>: can\'t evaluate field Nope in type inspect.Output'),
+      new TemplateError("template error at <.Nope>: can't evaluate field Nope in type inspect.Output"),
     );
-    expect(() => renderGoTemplate('{{.Os.Name}}', output())).toThrow(/can't evaluate field Name in type string/);
+    expect(() => renderGoTemplate('{{.Os.Name}}', output())).toThrow(
+      /can't evaluate field Name in type string/,
+    );
   });
 
   it('refuses unsupported syntax and malformed templates clearly', () => {

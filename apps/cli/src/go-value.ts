@@ -93,17 +93,17 @@ const htmlUnsafe = /[<>&\u2028\u2029]/g;
  */
 export function goJson(value: unknown, options: { indent?: string; escapeHtml?: boolean } = {}): string {
   const indent = options.indent ?? '';
-  const escape = options.escapeHtml ?? true;
-  const str = (s: string) => {
+  const escapeHtml = options.escapeHtml ?? true;
+  const quote = (s: string) => {
     const json = JSON.stringify(s);
-    return escape
+    return escapeHtml
       ? json.replace(htmlUnsafe, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
       : json;
   };
   const write = (v: unknown, depth: number): string => {
     if (v === null || v === undefined) return 'null';
-    if (v instanceof GoTime) return str(v.rfc3339);
-    if (typeof v === 'string') return str(v);
+    if (v instanceof GoTime) return quote(v.rfc3339);
+    if (typeof v === 'string') return quote(v);
     if (typeof v === 'number') return Number.isFinite(v) ? JSON.stringify(v) : 'null';
     if (typeof v === 'boolean') return String(v);
     const open = indent ? `\n${indent.repeat(depth + 1)}` : '';
@@ -117,7 +117,7 @@ export function goJson(value: unknown, options: { indent?: string; escapeHtml?: 
       const keys = goKeys(v);
       if (keys.length === 0) return '{}';
       const members = keys.map(
-        (k) => `${str(k)}${colon}${write((v as Record<string, unknown>)[k], depth + 1)}`,
+        (k) => `${quote(k)}${colon}${write((v as Record<string, unknown>)[k], depth + 1)}`,
       );
       return `{${open}${members.join(`,${open}`)}${close}}`;
     }

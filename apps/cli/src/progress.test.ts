@@ -1,6 +1,13 @@
 import type { CopyEvent, CopyResult, Digest } from '@img/core';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { formatBytes, ProgressRenderer, type ProgressMode, resolveProgressMode, shortDigest, summaryLine } from './progress.js';
+import {
+  formatBytes,
+  type ProgressMode,
+  ProgressRenderer,
+  resolveProgressMode,
+  shortDigest,
+  summaryLine,
+} from './progress.js';
 
 const layer = `sha256:${'ab'.repeat(32)}` as Digest;
 const other = `sha256:${'cd'.repeat(32)}` as Digest;
@@ -127,7 +134,8 @@ describe('bars mode', () => {
   function screen(output: string): string[] {
     const lines: string[] = [];
     let row = 0;
-    const re = /\x1b\[(\d+)A|\r\x1b\[2K|\n|[^\x1b\r\n]+/g;
+    const esc = '\u001b';
+    const re = new RegExp(`${esc}\\[(\\d+)A|\\r${esc}\\[2K|\\n|[^${esc}\\r\\n]+`, 'g');
     for (const m of output.matchAll(re)) {
       if (m[1]) row -= Number(m[1]);
       else if (m[0] === '\n') row++;
@@ -142,7 +150,9 @@ describe('bars mode', () => {
     r.onEvent({ type: 'blob-start', digest: layer, size: 2 * MiB, kind: 'layer' });
     clock.t = 1000;
     r.onEvent({ type: 'blob-bytes', digest: layer, bytes: MiB, size: 2 * MiB });
-    expect(screen(stderr.text())).toEqual(['Copying blob sha256:abababababab [=====>     ] 1.0 MiB / 2.0 MiB 1.0 MiB/s']);
+    expect(screen(stderr.text())).toEqual([
+      'Copying blob sha256:abababababab [========>       ] 1.0 MiB / 2.0 MiB 1.0 MiB/s',
+    ]);
     clock.t = 2000;
     r.onEvent({ type: 'blob-reused', digest: other, size: MiB, kind: 'layer' });
     clock.t = 3000;

@@ -230,12 +230,16 @@ export class ProgressRenderer {
     const seconds = (this.now() - row.startedAt) / 1000;
     const rate = seconds > 0.2 ? ` ${formatBytes(Math.round(row.bytes / seconds))}/s` : '';
     if (row.size <= 0) return `${label} ${formatBytes(row.bytes)}${rate}`;
-    const filled = Math.min(barWidth, Math.floor((row.bytes / row.size) * barWidth));
+    const counts = `${formatBytes(row.bytes)} / ${formatBytes(row.size)}${rate}`;
+    // The bar takes what the terminal leaves of its width, within bounds.
+    const columns = this.options.stderr.columns;
+    const width = columns
+      ? Math.max(minBarWidth, Math.min(maxBarWidth, columns - 1 - label.length - counts.length - 4))
+      : defaultBarWidth;
+    const filled = Math.min(width, Math.floor((row.bytes / row.size) * width));
     const bar =
-      filled >= barWidth
-        ? '='.repeat(barWidth)
-        : `${'='.repeat(filled)}>${' '.repeat(barWidth - filled - 1)}`;
-    return `${label} [${bar}] ${formatBytes(row.bytes)} / ${formatBytes(row.size)}${rate}`;
+      filled >= width ? '='.repeat(width) : `${'='.repeat(filled)}>${' '.repeat(width - filled - 1)}`;
+    return `${label} [${bar}] ${counts}`;
   }
 }
 

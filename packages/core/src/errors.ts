@@ -19,6 +19,8 @@ export class ImgError extends Error {
 
   static [Symbol.hasInstance](value: unknown): boolean {
     if (typeof value !== 'object' || value === null || !(brand in value)) return false;
+    // `this` is the class on the right of `instanceof`, which is the point: each subclass matches its own code.
+    // biome-ignore lint/complexity/noThisInStatic: the receiver is the subclass being tested against
     const wanted = (this as unknown as { code: string }).code;
     if (wanted === ImgError.code) return true;
     for (

@@ -191,7 +191,9 @@ export function describeTransportConformance(
         const dest = await target.newReference();
         const unsigned = store.add('unsigned', image);
         await copy(dest, unsigned);
-        const signatures: Signature[] = [{ format: 'simple-signing', bytes: Buffer.from('\x89sig-one', 'latin1') }];
+        const signatures: Signature[] = [
+          { format: 'simple-signing', bytes: Buffer.from('\x89sig-one', 'latin1') },
+        ];
         const signed = store.add('signed', image, signatures);
         store.resetCounters();
         const result = await copy(dest, signed);

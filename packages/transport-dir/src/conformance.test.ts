@@ -9,7 +9,10 @@ describeTransportConformance(
   async () => {
     const root = await mkdtemp(join(tmpdir(), 'img-dir-conformance-'));
     let n = 0;
-    return { newReference: () => newDirReference(join(root, `image-${n++}`)), cleanup: () => rm(root, { recursive: true, force: true }) };
+    return {
+      newReference: () => newDirReference(join(root, `image-${n++}`)),
+      cleanup: () => rm(root, { recursive: true, force: true }),
+    };
   },
   { signatures: true, alreadyContainsManifest: true },
 );

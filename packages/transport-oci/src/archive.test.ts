@@ -85,6 +85,46 @@ describe('oci-archive:', () => {
     await expect(newOciArchiveReference(file, 'v1').newImageSource({})).rejects.toThrow(ManifestUnknownError);
   });
 
+  it('reuses a blob of the archive it replaces by copying it from there', async () => {
+    const file = join(await tempDir(), 'image.tar');
+    const image = await makeImage('app');
+    await writeArchive(file, 'v1', image);
+    const dest = await newOciArchiveReference(file, 'v2').newImageDestination({});
+    try {
+      const layer = image.layers[0]!;
+      const reused = await dest.tryReusingBlob({ digest: layer.digest, size: layer.bytes.length });
+      expect(reused).toEqual({ digest: layer.digest, size: layer.bytes.length });
+      for (const other of [image.layers[1]!, image.config]) {
+        expect(await dest.tryReusingBlob({ digest: other.digest, size: other.bytes.length })).toBeDefined();
+      }
+      await dest.putManifest(image.manifest);
+      await dest.commit();
+    } finally {
+      await dest.close();
+    }
+    const src = await newOciArchiveReference(file, 'v2').newImageSource({});
+    try {
+      const { stream } = await src.getBlob({ digest: image.layers[0]!.digest, size: -1 });
+      expect(await readAll(stream)).toEqual(image.layers[0]!.bytes);
+    } finally {
+      await src.close();
+    }
+  });
+
+  it('does not reuse a blob whose copy in the archive does not match its digest', async () => {
+    const file = join(await tempDir(), 'bad.tar');
+    const image = await makeImage('app');
+    const layer = image.layers[0]!;
+    const forged = 'x'.repeat(layer.bytes.length);
+    await writeFile(file, await makeTar({ [`blobs/sha256/${layer.digest.slice(7)}`]: forged }));
+    const dest = await newOciArchiveReference(file, 'v1').newImageDestination({});
+    try {
+      expect(await dest.tryReusingBlob({ digest: layer.digest, size: layer.bytes.length })).toBeUndefined();
+    } finally {
+      await dest.close();
+    }
+  });
+
   it('leaves no archive and no temp files when closed without commit', async () => {
     const dir = await tempDir();
     const tmpDir = await tempDir();

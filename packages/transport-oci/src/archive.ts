@@ -1,13 +1,15 @@
+import { createReadStream } from 'node:fs';
 import { mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import {
   type BlobInfo,
   type BlobStream,
   computeDigest,
   type Digest,
   digestAlgorithm,
+  digestHex,
   type ImageDestination,
   type ImageSource,
   InvalidLayoutError,
@@ -25,9 +27,28 @@ import {
 } from '@img/core';
 import { indexHasImage, OciImageDestination } from './destination.js';
 import { isImageComplete, isNotFound, type LayoutIndex, maxIndexSize, parseIndex } from './layout.js';
+import { ociOptions } from './options.js';
 import type { OciArchiveReference } from './reference.js';
 import { OciImageSource } from './source.js';
 import { archiveBlobLookup, entryPath, extractArchive, packLayout, scanTar, type TarHeader } from './tar.js';
+
+/** The regular files of a tar by name, from its headers only; undefined when it is absent or not a tar. */
+async function listArchiveFiles(file: string): Promise<Map<string, TarHeader> | undefined> {
+  const handle = await open(file, 'r').catch(() => undefined);
+  if (!handle) return undefined;
+  try {
+    const files = new Map<string, TarHeader>();
+    for await (const entry of scanTar(handle)) {
+      const name = entryPath(entry.name);
+      if (name !== undefined && (entry.type === '0' || entry.type === '7')) files.set(name, entry);
+    }
+    return files;
+  } catch {
+    return undefined;
+  } finally {
+    await handle.close();
+  }
+}
 
 /** A new private directory for unpacked or to-be-packed layouts, where big temp files belong. */
 function makeTempDir(ctx: SystemContext): Promise<string> {
@@ -78,7 +99,7 @@ export class OciArchiveImageSource implements ImageSource {
         });
       }
       const selector = { image: reference.image, sourceIndex: undefined };
-      const layout = await OciImageSource.open(reference, dir, selector, options, file);
+      const layout = await OciImageSource.open(reference, dir, selector, options, { label: file });
       return new OciArchiveImageSource(reference, dir, layout);
     } catch (error) {
       await rm(dir, { recursive: true, force: true });
@@ -120,6 +141,9 @@ export class OciArchiveImageSource implements ImageSource {
 export class OciArchiveImageDestination implements ImageDestination {
   readonly hasThreadSafePutBlob = true;
 
+  /** The regular files of the archive being replaced, scanned once on the first reuse question. */
+  private existing: Promise<Map<string, TarHeader> | undefined> | undefined;
+
   private constructor(
     readonly reference: OciArchiveReference,
     private readonly dir: string,
@@ -150,9 +174,13 @@ export class OciArchiveImageDestination implements ImageDestination {
         `invalid OCI archive "${file}": the directory "${dirname(file)}" does not exist`,
       );
     }
+    // A shared blob directory does not apply: the archive must carry its blobs.
+    const { acceptUncompressedLayers } = ociOptions(ctx);
     const dir = await makeTempDir(ctx);
     try {
-      const layout = await OciImageDestination.open(reference, dir, reference.image, options);
+      const layout = await OciImageDestination.open(reference, dir, reference.image, options, {
+        acceptUncompressedLayers,
+      });
       return new OciArchiveImageDestination(reference, dir, layout);
     } catch (error) {
       await rm(dir, { recursive: true, force: true });
@@ -190,9 +218,32 @@ export class OciArchiveImageDestination implements ImageDestination {
     return this.layout.putBlobFromFile(path, info, options);
   }
 
-  /** Reuses only what was put during this write: the archive is rewritten whole. */
-  tryReusingBlob(info: BlobInfo, options?: TryReusingBlobOptions): Promise<BlobInfo | undefined> {
-    return this.layout.tryReusingBlob(info, options);
+  /**
+   * Reuses a blob put during this write, or one the existing archive holds: the archive is rewritten
+   * whole at commit, so that blob is copied (verified) from the old archive into the new layout,
+   * which still spares the source. Answers undefined when the old copy does not verify.
+   */
+  async tryReusingBlob(info: BlobInfo, options: TryReusingBlobOptions = {}): Promise<BlobInfo | undefined> {
+    const here = await this.layout.tryReusingBlob(info, options);
+    if (here) return here;
+    const digest = parseDigest(info.digest);
+    this.existing ??= listArchiveFiles(this.reference.resolvedPath);
+    const entry = (await this.existing)?.get(`blobs/${digestAlgorithm(digest)}/${digestHex(digest)}`);
+    if (!entry || (info.size !== -1 && entry.size !== info.size)) return undefined;
+    const stream =
+      entry.size === 0
+        ? Readable.from([])
+        : createReadStream(this.reference.resolvedPath, {
+            start: entry.offset,
+            end: entry.offset + entry.size - 1,
+          });
+    try {
+      const upload = { digest, size: entry.size, ...(info.mediaType ? { mediaType: info.mediaType } : {}) };
+      return await this.layout.putBlob(stream, upload, options);
+    } catch (error) {
+      if (options.signal?.aborted) throw error;
+      return undefined;
+    }
   }
 
   /** Stores a manifest in the temp layout (OCI only, else ManifestTypeRejectedError). */

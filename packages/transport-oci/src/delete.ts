@@ -10,6 +10,7 @@ import {
 } from '@img/core';
 import {
   blobPath,
+  blobsDirOf,
   directoryBlobLookup,
   type ImageSelector,
   readLayout,
@@ -25,11 +26,11 @@ const maxDepth = 8;
  * blobs). Returns false when some of what it references cannot be known (an unreadable or
  * unknown kind of manifest); a missing manifest references nothing and counts as known.
  */
-async function collectBlobs(root: string, digest: string, into: Set<string>, depth = 0): Promise<boolean> {
+async function collectBlobs(blobs: string, digest: string, into: Set<string>, depth = 0): Promise<boolean> {
   if (!isDigest(digest)) return false;
   into.add(digest);
   if (depth > maxDepth) return false;
-  const lookup = directoryBlobLookup(root);
+  const lookup = directoryBlobLookup(blobs);
   const size = await lookup.size(digest);
   if (size === undefined) return true;
   const bytes = await lookup.read(digest, maxManifestSize);
@@ -44,7 +45,7 @@ async function collectBlobs(root: string, digest: string, into: Set<string>, dep
   for (const layer of described.layers) into.add(layer.digest);
   let known = true;
   for (const instance of described.manifests) {
-    known = (await collectBlobs(root, instance.digest, into, depth + 1)) && known;
+    known = (await collectBlobs(blobs, instance.digest, into, depth + 1)) && known;
   }
   return known;
 }
@@ -52,30 +53,34 @@ async function collectBlobs(root: string, digest: string, into: Set<string>, dep
 /**
  * Deletes an image from a layout: its entry leaves index.json first (a rewritten file renamed into
  * place, so the image disappears at once), then the blobs it used that no remaining entry reaches
- * are removed. When what a remaining entry references cannot be known, no blob is removed.
+ * are removed from the layout's `blobs/`. When what a remaining entry references cannot be known,
+ * no blob is removed. A shared blob directory is read to follow manifests but never pruned: other
+ * layouts may use its blobs (containers/image does the same).
  */
 export async function deleteLayoutImage(
   reference: ImageReference,
   root: string,
   selector: ImageSelector,
   options: OperationOptions = {},
+  sharedBlobDir?: string,
 ): Promise<void> {
   options.signal?.throwIfAborted();
   const index = await readLayout(root, reference.toString(), options);
   const { descriptor, position } = selectDescriptor(index, selector, reference.toString());
   const remaining = index.manifests.filter((_, i) => i !== position);
 
+  const blobs = sharedBlobDir ?? blobsDirOf(root);
   const kept = new Set<string>();
   let keptKnown = true;
-  for (const entry of remaining) keptKnown = (await collectBlobs(root, entry.digest, kept)) && keptKnown;
+  for (const entry of remaining) keptKnown = (await collectBlobs(blobs, entry.digest, kept)) && keptKnown;
   const used = new Set<string>();
-  await collectBlobs(root, descriptor.digest, used);
+  await collectBlobs(blobs, descriptor.digest, used);
 
   index.manifests = remaining;
   await writeFileAtomically(join(root, 'index.json'), JSON.stringify(index));
 
   if (!keptKnown) return;
   for (const digest of used) {
-    if (!kept.has(digest)) await rm(blobPath(root, digest), { force: true });
+    if (!kept.has(digest)) await rm(blobPath(blobsDirOf(root), digest), { force: true });
   }
 }

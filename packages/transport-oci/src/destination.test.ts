@@ -153,6 +153,7 @@ describe('oci: destination', () => {
     });
     await expect(dest.putBlob(broken, { size: -1 })).rejects.toThrow('connection reset');
     expect(await readdir(dir)).toEqual(['blobs']);
+    expect(await readdir(join(dir, 'blobs', 'sha256'))).toEqual([]);
   });
 
   it('stores a blob put without a digest under the digest of its bytes', async () => {
@@ -161,8 +162,8 @@ describe('oci: destination', () => {
     const bytes = Buffer.from('recompressed');
     const stored = await dest.putBlob(Readable.from([bytes]), { size: -1 });
     expect(stored).toEqual({ digest: computeDigest(bytes), size: bytes.length });
+    expect(await readdir(join(dir, 'blobs', 'sha256'))).toEqual([computeDigest(bytes).slice(7)]);
     expect(await readFile(join(dir, 'blobs', 'sha256', computeDigest(bytes).slice(7)))).toEqual(bytes);
-    expect(await readdir(dir)).toEqual(['blobs']);
   });
 
   it('copies a blob from a file with putBlobFromFile', async () => {
@@ -247,6 +248,17 @@ describe('oci: destination', () => {
     await expect(newOciIndexReference(await tempDir(), 0).newImageDestination({})).rejects.toThrow(
       /by position/,
     );
+  });
+
+  it('asks for layers as they come with acceptUncompressedLayers', async () => {
+    const ctx = { transportOptions: { oci: { acceptUncompressedLayers: true } } };
+    const dest = await newOciReference(await tempDir(), 'v1').newImageDestination(ctx);
+    expect(dest.desiredLayerCompression).toBe('preserve');
+  });
+
+  it('refuses malformed transport options', async () => {
+    const ctx = { transportOptions: { oci: { sharedBlobDir: 42 } } };
+    await expect(newOciReference(await tempDir(), 'v1').newImageDestination(ctx)).rejects.toThrow(TypeError);
   });
 
   it('keeps unknown fields of index.json when it adds an entry', async () => {

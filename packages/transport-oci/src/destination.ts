@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
   type BlobInfo,
+  canonicalAlgorithm,
   computeDigest,
   copyBlobFile,
   type Digest,
@@ -27,6 +28,7 @@ import {
 } from '@img/core';
 import {
   blobPath,
+  blobsDirOf,
   directoryBlobLookup,
   type IndexDescriptor,
   isImageComplete,
@@ -82,7 +84,8 @@ export function replaceIndexEntry(
 export class OciImageDestination implements ImageDestination {
   /** OCI only: a Docker schema 2 manifest is refused so that the engine converts it. */
   readonly supportedManifestMediaTypes: readonly string[] = [MediaTypes.ociManifest, MediaTypes.ociIndex];
-  readonly desiredLayerCompression: LayerCompression = 'compress';
+  /** Compressed layers, as containers/image asks, unless `acceptUncompressedLayers` was set. */
+  readonly desiredLayerCompression: LayerCompression;
   readonly supportsSignatures = false;
   readonly mustMatchRuntimeOS = false;
   readonly hasThreadSafePutBlob = true;
@@ -91,24 +94,32 @@ export class OciImageDestination implements ImageDestination {
   private constructor(
     readonly reference: ImageReference,
     private readonly root: string,
+    private readonly blobs: string,
     private readonly image: string,
-  ) {}
+    acceptUncompressedLayers: boolean,
+  ) {
+    this.desiredLayerCompression = acceptUncompressedLayers ? 'preserve' : 'compress';
+  }
 
   /**
    * Opens (creating when missing) the layout at `root` for writing the image named `image` (none when
-   * empty). A file at `root` or an unreadable index.json fails with InvalidLayoutError.
+   * empty), its blobs going to `settings.sharedBlobDir` when set. A file at `root` or an unreadable
+   * index.json fails with InvalidLayoutError.
    */
   static async open(
     reference: ImageReference,
     root: string,
     image: string,
     options: OperationOptions = {},
+    settings: { sharedBlobDir?: string | undefined; acceptUncompressedLayers?: boolean } = {},
   ): Promise<OciImageDestination> {
     options.signal?.throwIfAborted();
     if ((await layoutDirectoryState(root)) === 'directory') await readIndexIfExists(root, options);
-    // image-spec "image-layout.md": the blobs directory MUST exist, and MAY be empty.
-    await mkdir(join(root, 'blobs'), { recursive: true });
-    return new OciImageDestination(reference, root, image);
+    // image-spec "image-layout.md": the blobs directory MUST exist, and MAY be empty (it stays empty
+    // when the blobs go to a shared directory).
+    await mkdir(blobsDirOf(root), { recursive: true });
+    const blobs = settings.sharedBlobDir ?? blobsDirOf(root);
+    return new OciImageDestination(reference, root, blobs, image, settings.acceptUncompressedLayers ?? false);
   }
 
   /** Whether a top-level manifest has been put, i.e. whether commit has an image to record. */
@@ -118,16 +129,43 @@ export class OciImageDestination implements ImageDestination {
 
   /**
    * Stores a blob, verified against `info` while streaming; with no digest given, it is computed and
-   * the file renamed into place afterwards. On any failure nothing is left under `blobs/`.
+   * the file renamed into place afterwards. On any failure the input is destroyed and no file is
+   * left under a digest name.
    */
   async putBlob(stream: Readable, info: UploadInfo, options: PutBlobOptions = {}): Promise<BlobInfo> {
-    if (info.digest) {
-      const path = await this.prepareBlobPath(info.digest);
-      const written = await writeBlobFile(stream, path, { digest: info.digest, size: info.size }, options);
-      return withMediaType(written, info);
+    // The stream may fail while a directory is being made, before writeBlobFile listens to it: the
+    // error then must not go unhandled; writeBlobFile's pipeline still sees that the stream failed.
+    const ignore = () => {};
+    stream.on('error', ignore);
+    try {
+      if (info.digest) {
+        const path = await this.prepareBlobPath(info.digest);
+        return withMediaType(
+          await writeBlobFile(stream, path, { digest: info.digest, size: info.size }, options),
+          info,
+        );
+      }
+      return withMediaType(await this.putBlobOfUnknownDigest(stream, info, options), info);
+    } catch (error) {
+      stream.destroy();
+      throw error;
+    } finally {
+      stream.off('error', ignore);
     }
-    // The name is known only at the end: stage the file in the layout's root, outside blobs/.
-    const staging = join(this.root, tempPathFor('oci-put-blob'));
+  }
+
+  /**
+   * The name is known only at the end: the file is staged under a temp name (never a digest) in
+   * the directory of the algorithm it will be hashed with, so the final rename stays on one filesystem.
+   */
+  private async putBlobOfUnknownDigest(
+    stream: Readable,
+    info: UploadInfo,
+    options: PutBlobOptions,
+  ): Promise<BlobInfo> {
+    const dir = join(this.blobs, canonicalAlgorithm);
+    await mkdir(dir, { recursive: true });
+    const staging = join(dir, tempPathFor('upload'));
     const written = await writeBlobFile(stream, staging, { size: info.size }, options);
     try {
       await rename(staging, await this.prepareBlobPath(written.digest));
@@ -135,7 +173,7 @@ export class OciImageDestination implements ImageDestination {
       await rm(staging, { force: true });
       throw error;
     }
-    return withMediaType(written, info);
+    return written;
   }
 
   /** Stores a blob from a regular file by kernel copy (a clone where possible), verified as putBlob. */
@@ -150,7 +188,7 @@ export class OciImageDestination implements ImageDestination {
    */
   async tryReusingBlob(info: BlobInfo, options: TryReusingBlobOptions = {}): Promise<BlobInfo | undefined> {
     options.signal?.throwIfAborted();
-    const size = await directoryBlobLookup(this.root).size(parseDigest(info.digest));
+    const size = await directoryBlobLookup(this.blobs).size(parseDigest(info.digest));
     if (size === undefined || (info.size !== -1 && size !== info.size)) return undefined;
     return withMediaType({ digest: info.digest, size }, info);
   }
@@ -241,11 +279,11 @@ export class OciImageDestination implements ImageDestination {
     const index = await readIndexIfExists(this.root, options);
     if (!index || !indexHasImage(index, this.image, digest, bytes.byteLength)) return { present: false };
     if (computeDigest(bytes, digestAlgorithm(parseDigest(digest))) !== digest) return { present: false };
-    return { present: await isImageComplete(directoryBlobLookup(this.root), digest, bytes) };
+    return { present: await isImageComplete(directoryBlobLookup(this.blobs), digest, bytes) };
   }
 
   private async prepareBlobPath(digest: string): Promise<string> {
-    const path = blobPath(this.root, digest);
+    const path = blobPath(this.blobs, digest);
     await mkdir(join(path, '..'), { recursive: true });
     return path;
   }

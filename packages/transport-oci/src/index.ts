@@ -1,6 +1,7 @@
 import { registerTransport } from '@img/core';
 import { ociArchiveTransport, ociTransport } from './transport.js';
 
+export type { OciTransportOptions } from './options.js';
 export {
   newOciArchiveReference,
   newOciIndexReference,

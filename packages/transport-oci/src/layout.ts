@@ -72,10 +72,18 @@ const imageMediaTypes: ReadonlySet<string> = new Set([
   MediaTypes.dockerV2List,
 ]);
 
-/** The path of a blob in a layout; the digest is validated first, so it can never escape `blobs/`. */
-export function blobPath(root: string, digest: string): string {
+/** The blob directory of a layout. */
+export function blobsDirOf(root: string): string {
+  return join(root, 'blobs');
+}
+
+/**
+ * The path of a blob under a blob directory (a layout's `blobs/` or a shared one); the digest is
+ * validated first, so the path can never escape that directory.
+ */
+export function blobPath(blobs: string, digest: string): string {
   const valid = parseDigest(digest);
-  return join(root, 'blobs', digestAlgorithm(valid), digestHex(valid));
+  return join(blobs, digestAlgorithm(valid), digestHex(valid));
 }
 
 /** The ref name annotation of an index entry, or undefined. */
@@ -299,12 +307,12 @@ export interface BlobLookup {
   read(digest: Digest, limit: number): Promise<Uint8Array | undefined>;
 }
 
-/** A {@link BlobLookup} over a layout directory. */
-export function directoryBlobLookup(root: string): BlobLookup {
+/** A {@link BlobLookup} over a blob directory. */
+export function directoryBlobLookup(blobs: string): BlobLookup {
   return {
     async size(digest) {
       try {
-        const info = await stat(blobPath(root, digest));
+        const info = await stat(blobPath(blobs, digest));
         return info.isFile() ? info.size : undefined;
       } catch (error) {
         if (isNotFound(error)) return undefined;
@@ -313,7 +321,7 @@ export function directoryBlobLookup(root: string): BlobLookup {
     },
     async read(digest, limit) {
       try {
-        return await readSmallFile(blobPath(root, digest), limit, `blob ${digest}`);
+        return await readSmallFile(blobPath(blobs, digest), limit, `blob ${digest}`);
       } catch (error) {
         if (isNotFound(error) || error instanceof TooLargeError) return undefined;
         throw error;

@@ -11,6 +11,7 @@ import {
 import { OciArchiveImageDestination, OciArchiveImageSource } from './archive.js';
 import { deleteLayoutImage } from './delete.js';
 import { OciImageDestination } from './destination.js';
+import { ociOptions } from './options.js';
 import { OciImageSource } from './source.js';
 import { ociArchiveTransport, ociTransport } from './transport.js';
 
@@ -96,29 +97,28 @@ export class OciReference implements ImageReference {
    * not exist, InvalidLayoutError when the path is not a usable layout, and InvalidReferenceError when
    * no name is given and the layout holds more than one image.
    */
-  newImageSource(_ctx: SystemContext, options: OperationOptions = {}): Promise<ImageSource> {
-    return OciImageSource.open(this, this.resolvedPath, this, options);
+  async newImageSource(ctx: SystemContext, options: OperationOptions = {}): Promise<ImageSource> {
+    const { sharedBlobDir } = ociOptions(ctx);
+    return OciImageSource.open(this, this.resolvedPath, this, options, { blobs: sharedBlobDir });
   }
 
   /**
    * Opens the layout for writing (creating the directory when missing). The image becomes visible in
    * index.json at commit; InvalidLayoutError when the path is a file.
    */
-  newImageDestination(_ctx: SystemContext, options: OperationOptions = {}): Promise<ImageDestination> {
+  async newImageDestination(ctx: SystemContext, options: OperationOptions = {}): Promise<ImageDestination> {
     if (this.sourceIndex !== undefined) {
-      return Promise.reject(
-        new InvalidReferenceError(this.toString(), 'a destination cannot be chosen by position (@N)'),
-      );
+      throw new InvalidReferenceError(this.toString(), 'a destination cannot be chosen by position (@N)');
     }
-    return OciImageDestination.open(this, this.resolvedPath, this.image, options);
+    return OciImageDestination.open(this, this.resolvedPath, this.image, options, ociOptions(ctx));
   }
 
   /**
    * Removes the image's entry from index.json (by rename of a rewritten file), then deletes the
    * blobs that no remaining entry of the layout uses.
    */
-  deleteImage(_ctx: SystemContext, options: OperationOptions = {}): Promise<void> {
-    return deleteLayoutImage(this, this.resolvedPath, this, options);
+  async deleteImage(ctx: SystemContext, options: OperationOptions = {}): Promise<void> {
+    return deleteLayoutImage(this, this.resolvedPath, this, options, ociOptions(ctx).sharedBlobDir);
   }
 }
 

@@ -18,6 +18,7 @@ import {
 } from '@img/core';
 import {
   blobPath,
+  blobsDirOf,
   type ImageSelector,
   type IndexDescriptor,
   isNotFound,
@@ -37,26 +38,26 @@ export class OciImageSource implements ImageSource {
 
   private constructor(
     readonly reference: ImageReference,
-    private readonly root: string,
+    private readonly blobs: string,
     private readonly descriptor: IndexDescriptor,
   ) {}
 
   /**
    * Opens the image `selector` picks in the layout at `root`; `reference` is what errors and the
-   * engine see, and `label` the path layout errors name (for an archive, the archive's reference and
-   * path, not the temp directory).
+   * engine see. `where.label` is the path layout errors name (for an archive, the archive, not the
+   * temp directory), `where.blobs` a shared blob directory to read blobs from instead of `blobs/`.
    */
   static async open(
     reference: ImageReference,
     root: string,
     selector: ImageSelector,
     options: OperationOptions = {},
-    label = root,
+    where: { label?: string; blobs?: string | undefined } = {},
   ): Promise<OciImageSource> {
     options.signal?.throwIfAborted();
-    const index = await readLayout(root, reference.toString(), options, label);
+    const index = await readLayout(root, reference.toString(), options, where.label ?? root);
     const { descriptor } = selectDescriptor(index, selector, reference.toString());
-    return new OciImageSource(reference, root, descriptor);
+    return new OciImageSource(reference, where.blobs ?? blobsDirOf(root), descriptor);
   }
 
   /**
@@ -69,7 +70,7 @@ export class OciImageSource implements ImageSource {
     let bytes: Buffer;
     try {
       bytes = await readSmallFile(
-        blobPath(this.root, digest),
+        blobPath(this.blobs, digest),
         maxManifestSize,
         `manifest ${digest}`,
         options,
@@ -98,7 +99,7 @@ export class OciImageSource implements ImageSource {
    */
   async getBlob(info: BlobInfo, options: OperationOptions = {}): Promise<BlobStream> {
     options.signal?.throwIfAborted();
-    const path = blobPath(this.root, info.digest);
+    const path = blobPath(this.blobs, info.digest);
     let handle: Awaited<ReturnType<typeof open>>;
     try {
       handle = await open(path, 'r');
@@ -122,7 +123,7 @@ export class OciImageSource implements ImageSource {
 
   /** The path of the blob's file, for destinations that clone files; BlobUnknownError when absent. */
   async getBlobPath(info: BlobInfo, _options: OperationOptions = {}): Promise<string | undefined> {
-    const path = blobPath(this.root, info.digest);
+    const path = blobPath(this.blobs, info.digest);
     const handle = await open(path, 'r').catch((error: unknown) => {
       throw isNotFound(error) ? this.blobUnknown(info, error) : error;
     });
