@@ -44,10 +44,12 @@ export async function copyBlobFile(
   source: string,
   path: string,
   info: BlobInfo,
-  options: OperationOptions = {},
+  options: OperationOptions & { onProgress?: ((bytes: number) => void) | undefined } = {},
 ): Promise<BlobInfo> {
   const tmp = tempPathFor(path);
   const digester = new DigestingStream({ expectedDigest: info.digest, expectedSize: info.size });
+  const onProgress = options.onProgress;
+  if (onProgress) digester.on('data', () => onProgress(digester.bytes));
   try {
     // Both must settle before cleanup, or a copy still running could recreate the temp file.
     const results = await Promise.allSettled([

@@ -149,6 +149,8 @@ export interface PutBlobOptions extends OperationOptions {
   isConfig?: boolean;
   /** The index of the layer in the manifest, when it is a layer. */
   layerIndex?: number;
+  /** Called with the number of bytes stored so far, for progress reports (at most every few ms). */
+  onProgress?: ((bytes: number) => void) | undefined;
 }
 
 /** Options of {@link ImageDestination.tryReusingBlob}. */

@@ -184,6 +184,7 @@ class DirImageDestination implements ImageDestination {
     try {
       const written = await copyBlobFile(path, this.path(blobFileName(info.digest)), info, {
         signal: options.signal,
+        onProgress: options.onProgress,
       });
       return { ...info, ...written };
     } catch (error) {

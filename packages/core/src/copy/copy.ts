@@ -563,6 +563,13 @@ class Copier {
     }
 
     this.emit({ type: 'blob-start', digest: blob.digest, size: blob.size, kind });
+    let lastProgress = 0;
+    const onProgress = (bytes: number) => {
+      const now = Date.now();
+      if (now - lastProgress < bytesEventInterval) return;
+      lastProgress = now;
+      this.emit({ type: 'blob-bytes', digest: blob.digest, bytes, size: blob.size });
+    };
     const putOptions = {
       signal,
       cache,
@@ -574,7 +581,7 @@ class Copier {
     if (plan === 'preserve' && !needDiffID && src.getBlobPath && dest.putBlobFromFile && blob.size >= 0) {
       const path = await src.getBlobPath(blob, { signal });
       if (path) {
-        const stored = await dest.putBlobFromFile(path, blob, putOptions);
+        const stored = await dest.putBlobFromFile(path, blob, { ...putOptions, onProgress });
         this.finishBlob(blob, kind, blob.size, stored.digest);
         return { info: { ...blob, digest: stored.digest, size: stored.size } };
       }
