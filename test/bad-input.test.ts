@@ -173,4 +173,14 @@ describe('bad input: one clear line, a non-zero exit, the destination unchanged'
     expect(await readdir(foreign)).toEqual(['notes.txt']);
     expect((await stat(join(foreign, 'notes.txt'))).size).toBe(4);
   });
+
+  it('refuses an image the policy rejects before touching the destination', async () => {
+    const policy = box.path('reject.json');
+    await writeFile(policy, JSON.stringify({ default: [{ type: 'reject' }] }));
+    const target = box.path('never-created');
+    const r = await box.img('--policy', policy, 'copy', '--quiet', `oci:${good}:v1`, `dir:${target}`);
+    expect(r.code).not.toBe(0);
+    expect(oneLineError(r.stderr)).toMatch(/reject/);
+    await expect(stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
 });

@@ -2,7 +2,9 @@ import { constants, createReadStream, createWriteStream } from 'node:fs';
 import { copyFile, rename, rm } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DigestingStream } from './digest.js';
+import { DigestingStream, digestAlgorithm } from './digest.js';
+import { DigestMismatchError, SizeMismatchError } from './errors.js';
+import { digestFileInWorker, workerHashThreshold } from './hash-pool.js';
 import type { BlobInfo, OperationOptions, UploadInfo } from './types.js';
 
 /** A temp name beside `path`, unique to this process and call, so that a crash leaves only a file a later run ignores. */
@@ -46,6 +48,7 @@ export async function copyBlobFile(
   info: BlobInfo,
   options: OperationOptions & { onProgress?: ((bytes: number) => void) | undefined } = {},
 ): Promise<BlobInfo> {
+  if (info.size >= workerHashThreshold) return copyLargeBlobFile(source, path, info, options);
   const tmp = tempPathFor(path);
   const digester = new DigestingStream({ expectedDigest: info.digest, expectedSize: info.size });
   const onProgress = options.onProgress;
@@ -72,4 +75,37 @@ export async function copyBlobFile(
     throw error;
   }
   return { digest: digester.digest, size: digester.bytes };
+}
+
+/** copyBlobFile for large blobs: the hash runs on a worker thread while the kernel copies. */
+async function copyLargeBlobFile(
+  source: string,
+  path: string,
+  info: BlobInfo,
+  options: OperationOptions & { onProgress?: ((bytes: number) => void) | undefined },
+): Promise<BlobInfo> {
+  const tmp = tempPathFor(path);
+  try {
+    const [, hashed] = await settleAll([
+      copyFile(source, tmp, constants.COPYFILE_FICLONE),
+      digestFileInWorker(source, digestAlgorithm(info.digest), options),
+    ]);
+    if (hashed.size !== info.size) throw new SizeMismatchError(info.digest, info.size, hashed.size);
+    if (hashed.digest !== info.digest) throw new DigestMismatchError(info.digest, hashed.digest);
+    options.onProgress?.(hashed.size);
+    await rename(tmp, path);
+    return { digest: hashed.digest, size: hashed.size };
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw error;
+  }
+}
+
+/** Like Promise.all, but waits for every promise to settle before it rejects with the first failure. */
+async function settleAll<T extends readonly unknown[]>(
+  promises: { [K in keyof T]: Promise<T[K]> },
+): Promise<T> {
+  const results = await Promise.allSettled(promises);
+  for (const result of results) if (result.status === 'rejected') throw result.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }

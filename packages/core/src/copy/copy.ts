@@ -105,18 +105,24 @@ export async function copyImage(
 ): Promise<CopyResult> {
   const signal = options.signal;
   signal?.throwIfAborted();
-  const dest = wrapDestination(await destRef.newImageDestination(options.destinationCtx ?? {}, { signal }));
+  // The source is opened, read and judged by the policy before the destination is touched, so a
+  // refused or missing image leaves no trace at the destination.
+  const src = wrapSource(await srcRef.newImageSource(options.sourceCtx ?? {}, { signal }));
   try {
-    const src = wrapSource(await srcRef.newImageSource(options.sourceCtx ?? {}, { signal }));
+    const top = await src.getManifest(undefined, { signal });
+    const expected = src.reference.dockerReference?.digest;
+    if (expected && !matches(top.bytes, expected)) {
+      throw new DigestMismatchError(expected, manifestDigest(top.bytes), 'manifest');
+    }
+    await options.policy.isRunningImageAllowed(src, top);
+    const dest = wrapDestination(await destRef.newImageDestination(options.destinationCtx ?? {}, { signal }));
     try {
-      const copier = new Copier(src, dest, options);
-      const result = await copier.run();
-      return result;
+      return await new Copier(src, dest, options).run(top);
     } finally {
-      await src.close();
+      await dest.close();
     }
   } finally {
-    await dest.close();
+    await src.close();
   }
 }
 
@@ -149,16 +155,8 @@ class Copier {
     this.concurrency = parallel ? Math.max(1, options.concurrency || defaultConcurrency) : 1;
   }
 
-  async run(): Promise<CopyResult> {
+  async run(top: RawManifest): Promise<CopyResult> {
     const signal = this.signal;
-    const top = await this.src.getManifest(undefined, { signal });
-    const expected = this.src.reference.dockerReference?.digest;
-    if (expected && !matches(top.bytes, expected)) {
-      throw new DigestMismatchError(expected, manifestDigest(top.bytes), 'manifest');
-    }
-    // The policy is checked before anything else is read (containers/image does the same).
-    await this.options.policy.isRunningImageAllowed(this.src, top);
-
     let result: SingleResult;
     if (isManifestListMediaType(top.mediaType)) {
       const list = parseManifestList(top.bytes, top.mediaType);
@@ -235,7 +233,9 @@ class Copier {
     this.emit({
       type: 'image-present',
       manifestDigest: digest,
-      missingSignatures: same ? 0 : signatures.length - (stored?.length ?? 0),
+      missingSignatures: same
+        ? 0
+        : signatures.filter((s) => !stored?.some((t) => sameSignatures([s], [t]))).length,
     });
     return { digest, bytes, mediaType, present: true };
   }

@@ -1,0 +1,101 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyBlobFile, writeBlobFile } from './blob-file.js';
+import { computeDigest } from './digest.js';
+import { DigestMismatchError, SizeMismatchError } from './errors.js';
+import { workerHashThreshold } from './hash-pool.js';
+
+describe('blob files', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'img-blob-file-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  for (const [label, size] of [
+    ['small', 4096],
+    ['large (hashed on a worker)', workerHashThreshold + 12345],
+  ] as const) {
+    it(`copies a ${label} blob file byte for byte after verifying it`, async () => {
+      const bytes = randomBytes(size);
+      const source = join(dir, `source-${size}`);
+      await writeFile(source, bytes);
+      const target = join(dir, `copy-${size}`);
+      let progress = 0;
+      const info = await copyBlobFile(
+        source,
+        target,
+        { digest: computeDigest(bytes), size },
+        {
+          onProgress: (n) => {
+            progress = n;
+          },
+        },
+      );
+      expect(info).toEqual({ digest: computeDigest(bytes), size });
+      expect((await readFile(target)).equals(bytes)).toBe(true);
+      expect(progress).toBeGreaterThan(0);
+    });
+
+    it(`refuses a ${label} blob file whose digest differs and leaves nothing behind`, async () => {
+      const bytes = randomBytes(size);
+      const source = join(dir, `bad-${size}`);
+      await writeFile(source, bytes);
+      const target = join(dir, `bad-copy-${size}`);
+      await expect(
+        copyBlobFile(source, target, { digest: computeDigest('something else'), size }),
+      ).rejects.toBeInstanceOf(DigestMismatchError);
+      const left = (await readdir(dir)).filter((n) => n.startsWith(`bad-copy-${size}`));
+      expect(left).toEqual([]);
+    });
+
+    it(`refuses a ${label} blob file of the wrong size`, async () => {
+      const bytes = randomBytes(size);
+      const source = join(dir, `short-${size}`);
+      await writeFile(source, bytes);
+      await expect(
+        copyBlobFile(source, join(dir, `short-copy-${size}`), {
+          digest: computeDigest(bytes),
+          size: size + 1,
+        }),
+      ).rejects.toBeInstanceOf(SizeMismatchError);
+    });
+  }
+
+  it('aborts a large copy when its signal fires', async () => {
+    const source = join(dir, 'abort');
+    await writeFile(source, randomBytes(workerHashThreshold * 4));
+    const controller = new AbortController();
+    const copying = copyBlobFile(
+      source,
+      join(dir, 'abort-copy'),
+      { digest: computeDigest('x'), size: workerHashThreshold * 4 },
+      {
+        signal: controller.signal,
+      },
+    );
+    controller.abort();
+    await expect(copying).rejects.toThrow();
+    expect((await readdir(dir)).filter((n) => n.startsWith('abort-copy'))).toEqual([]);
+  });
+
+  it('writes a verified stream and refuses one with the wrong digest', async () => {
+    const bytes = randomBytes(1000);
+    const good = join(dir, 'stream-good');
+    expect(
+      await writeBlobFile(Readable.from([bytes]), good, { digest: computeDigest(bytes), size: 1000 }),
+    ).toEqual({
+      digest: computeDigest(bytes),
+      size: 1000,
+    });
+    const bad = join(dir, 'stream-bad');
+    await expect(
+      writeBlobFile(Readable.from([bytes]), bad, { digest: computeDigest('no') }),
+    ).rejects.toBeInstanceOf(DigestMismatchError);
+    expect((await readdir(dir)).filter((n) => n.startsWith('stream-bad'))).toEqual([]);
+  });
+});
