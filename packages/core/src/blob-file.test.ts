@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyBlobFile, writeBlobFile } from './blob-file.js';
+import { copyBlobFile, removeStaleTempFiles, tempPathFor, writeBlobFile } from './blob-file.js';
 import { computeDigest } from './digest.js';
 import { DigestMismatchError, SizeMismatchError } from './errors.js';
 import { workerHashThreshold } from './hash-pool.js';
@@ -97,5 +97,17 @@ describe('blob files', () => {
       writeBlobFile(Readable.from([bytes]), bad, { digest: computeDigest('no') }),
     ).rejects.toBeInstanceOf(DigestMismatchError);
     expect((await readdir(dir)).filter((n) => n.startsWith('stream-bad'))).toEqual([]);
+  });
+
+  it('removes the temp files of dead processes and nothing else', async () => {
+    const sub = join(dir, 'stale');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(sub);
+    const mine = tempPathFor(join(sub, 'blob-a'));
+    const dead = join(sub, 'blob-b.4194303.abc123.tmp');
+    const foreign = join(sub, 'notes.tmp');
+    for (const f of [mine, dead, foreign]) await writeFile(f, 'x');
+    expect(await removeStaleTempFiles(sub)).toBe(1);
+    expect((await readdir(sub)).sort()).toEqual([mine.split('/').at(-1), 'notes.tmp'].sort());
   });
 });

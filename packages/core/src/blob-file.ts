@@ -1,5 +1,6 @@
 import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { copyFile, rename, rm } from 'node:fs/promises';
+import { copyFile, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestingStream, digestAlgorithm } from './digest.js';
@@ -10,6 +11,41 @@ import type { BlobInfo, OperationOptions, UploadInfo } from './types.js';
 /** A temp name beside `path`, unique to this process and call, so that a crash leaves only a file a later run ignores. */
 export function tempPathFor(path: string): string {
   return `${path}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`;
+}
+
+const tempName = /\.(\d+)\.[a-z0-9]+\.tmp$/;
+
+/**
+ * Removes the temp files {@link tempPathFor} made in `dir` whose process is gone (a copy killed
+ * mid-blob). Files of live processes, and anything not named by tempPathFor, are left alone. Never
+ * throws: it is housekeeping.
+ */
+export async function removeStaleTempFiles(dir: string): Promise<number> {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const pid = Number(tempName.exec(name)?.[1]);
+    if (!pid || isAlive(pid)) continue;
+    await rm(join(dir, name), { force: true, recursive: true }).then(
+      () => removed++,
+      () => {},
+    );
+  }
+  return removed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**

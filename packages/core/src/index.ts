@@ -1,4 +1,4 @@
-export { copyBlobFile, tempPathFor, writeBlobFile } from './blob-file.js';
+export { copyBlobFile, removeStaleTempFiles, tempPathFor, writeBlobFile } from './blob-file.js';
 export type { BlobInfoCache, BlobLocation, BlobReuseCandidate, CompressionName } from './blob-info-cache.js';
 export { noCache } from './blob-info-cache.js';
 export type { CopyOptions, CopyResult, ImageListSelection, PolicyChecker } from './copy/copy.js';

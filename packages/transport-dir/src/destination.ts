@@ -18,6 +18,7 @@ import {
   maxManifestSize,
   type OperationOptions,
   type PutBlobOptions,
+  removeStaleTempFiles,
   type Signature,
   TooLargeError,
   type TryReusingBlobOptions,
@@ -73,6 +74,8 @@ export async function openDirImageDestination(
         'refusing to overwrite it',
     );
   }
+  // Only in a directory that is ours: a copy killed mid-blob left its temp files, nobody's now.
+  if (!empty) await removeStaleTempFiles(dir);
   return new DirImageDestination(reference);
 }
 

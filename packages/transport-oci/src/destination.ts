@@ -19,6 +19,7 @@ import {
   type OperationOptions,
   type PutBlobOptions,
   parseDigest,
+  removeStaleTempFiles,
   type Signature,
   type TryReusingBlobOptions,
   tempPathFor,
@@ -119,6 +120,9 @@ export class OciImageDestination implements ImageDestination {
     // when the blobs go to a shared directory).
     await mkdir(blobsDirOf(root), { recursive: true });
     const blobs = settings.sharedBlobDir ?? blobsDirOf(root);
+    // A copy killed mid-blob left its temp files; they are nobody's now.
+    await removeStaleTempFiles(join(blobs, 'sha256'));
+    await removeStaleTempFiles(root);
     return new OciImageDestination(reference, root, blobs, image, settings.acceptUncompressedLayers ?? false);
   }
 
