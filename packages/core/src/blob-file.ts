@@ -62,10 +62,13 @@ export async function writeBlobFile(
 ): Promise<BlobInfo> {
   const tmp = tempPathFor(path);
   const digester = new DigestingStream({ expectedDigest: info.digest, expectedSize: info.size });
+  const file = createWriteStream(tmp, { flags: 'wx' });
   try {
-    await pipeline(stream, digester, createWriteStream(tmp, { flags: 'wx' }), { signal: options.signal });
+    await pipeline(stream, digester, file, { signal: options.signal });
     await rename(tmp, path);
   } catch (error) {
+    // The file may still be opening: wait for it to close, or the removal could come first.
+    if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()).destroy());
     await rm(tmp, { force: true });
     throw error;
   }
@@ -120,11 +123,14 @@ async function copyLargeBlobFile(
   info: BlobInfo,
   options: OperationOptions & { onProgress?: ((bytes: number) => void) | undefined },
 ): Promise<BlobInfo> {
+  // Everything that can fail at once fails before the copy starts, so no copy outlives a cleanup.
+  const algorithm = digestAlgorithm(info.digest);
+  options.signal?.throwIfAborted();
   const tmp = tempPathFor(path);
   try {
     const [, hashed] = await settleAll([
       copyFile(source, tmp, constants.COPYFILE_FICLONE),
-      digestFileInWorker(source, digestAlgorithm(info.digest), options),
+      digestFileInWorker(source, algorithm, options),
     ]);
     if (hashed.size !== info.size) throw new SizeMismatchError(info.digest, info.size, hashed.size);
     if (hashed.digest !== info.digest) throw new DigestMismatchError(info.digest, hashed.digest);

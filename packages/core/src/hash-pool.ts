@@ -100,8 +100,22 @@ class HashPool {
         slot.worker.postMessage({ id, path, algorithm, cancel, progress: options.onProgress !== undefined });
       };
       const free = this.freeWorker();
-      if (free) start(free);
-      else this.queue.push(() => start(this.freeWorker()!));
+      if (free) {
+        start(free);
+        return;
+      }
+      // Queued: an abort while waiting rejects at once and gives up the place in the queue.
+      const queued = () => {
+        options.signal?.removeEventListener('abort', dropped);
+        start(this.freeWorker()!);
+      };
+      const dropped = () => {
+        const at = this.queue.indexOf(queued);
+        if (at >= 0) this.queue.splice(at, 1);
+        reject(new AbortedError({ cause: options.signal?.reason }));
+      };
+      options.signal?.addEventListener('abort', dropped, { once: true });
+      this.queue.push(queued);
     });
   }
 
@@ -145,7 +159,7 @@ class HashPool {
 let pool: HashPool | undefined;
 
 /** Hashes a file on a worker thread (a small shared pool, one per process); see {@link workerHashThreshold}. */
-export function digestFileInWorker(
+export async function digestFileInWorker(
   path: string,
   algorithm: DigestAlgorithm,
   options: { signal?: AbortSignal | undefined; onProgress?: ((bytes: number) => void) | undefined } = {},

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { PassThrough, type Readable, Transform, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { CompressionName } from '../blob-info-cache.js';
 import type { Digest } from '../digest.js';
@@ -10,32 +10,6 @@ export function sniffCompression(head: Uint8Array): CompressionName {
   if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd)
     return 'zstd';
   return 'none';
-}
-
-/**
- * Reads the first bytes of a stream to tell its compression, and returns a stream that still yields
- * every byte (the peeked ones first).
- */
-export async function peekCompression(
-  stream: Readable,
-): Promise<{ compression: CompressionName; stream: Readable }> {
-  const iterator = stream[Symbol.asyncIterator]();
-  const first = await iterator.next();
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
-  if (first.done) {
-    out.end();
-    return { compression: 'none', stream: out };
-  }
-  const head = first.value as Buffer;
-  const forward = async () => {
-    out.write(head);
-    for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
-      if (!out.write(next.value)) await new Promise((resolve) => out.once('drain', resolve));
-    }
-    out.end();
-  };
-  forward().catch((error: unknown) => out.destroy(error as Error));
-  return { compression: sniffCompression(head), stream: out };
 }
 
 /**
@@ -59,6 +33,10 @@ export class UncompressedDigester extends Transform {
         g.on('end', resolve);
         g.on('error', reject);
       });
+      // Handled at flush; until then a rejection must not count as unhandled. A corrupt stream also
+      // fails the copy at once rather than at its end.
+      this.done.catch(() => {});
+      g.on('error', (error) => this.destroy(error));
     } else {
       this.done = Promise.resolve();
     }

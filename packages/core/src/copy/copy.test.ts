@@ -222,4 +222,171 @@ describe('copyImage', () => {
     ).rejects.toThrow();
     expect(dst.images.has('a')).toBe(false);
   });
+
+  describe('failure and abort paths', () => {
+    it('commits nothing when aborted after the copy has started', async () => {
+      const { src, dst } = stores();
+      const controller = new AbortController();
+      const copying = copyImage(dst.ref('a'), src.add('a', await randomImage({ seed: 20, layers: 4 })), {
+        policy: allow,
+        signal: controller.signal,
+        onEvent: (e) => {
+          if (e.type === 'image-start') controller.abort();
+        },
+      });
+      await expect(copying).rejects.toThrow();
+      expect(dst.images.has('a')).toBe(false);
+      expect(src.counters.getBlob).toBe(0);
+    });
+
+    it('starts no queued layer once one has failed', async () => {
+      const { src, dst } = stores();
+      const image = await randomImage({ seed: 21, layers: 6 });
+      const bad = Buffer.from(image.layers[0]!.bytes);
+      bad[50]! ^= 1;
+      image.blobs.set(image.layers[0]!.digest, bad);
+      await expect(
+        copyImage(dst.ref('a'), src.add('a', image), { policy: allow, concurrency: 1 }),
+      ).rejects.toBeInstanceOf(DigestMismatchError);
+      expect(src.counters.getBlob).toBe(1);
+    });
+
+    it('fails the copy, without crashing, when an event listener throws', async () => {
+      const { src, dst } = stores();
+      const copying = copyImage(dst.ref('a'), src.add('a', await randomImage({ seed: 22 })), {
+        policy: allow,
+        onEvent: (e) => {
+          if (e.type === 'blob-done') throw new Error('listener bug');
+        },
+      });
+      await expect(copying).rejects.toThrow('listener bug');
+      expect(dst.images.has('a')).toBe(false);
+    });
+  });
+
+  describe('signatures on a present image', () => {
+    const sig = (text: string) => ({ format: 'simple-signing' as const, bytes: Buffer.from(text) });
+    const sigstore = (key: string) => ({
+      format: 'sigstore' as const,
+      bytes: Buffer.from('{"critical":{}}'),
+      mimeType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+      annotations: { 'dev.cosignproject.cosign/signature': key },
+    });
+
+    it('adds a second sigstore signature over the same payload', async () => {
+      const { src, dst } = stores();
+      const image = await randomImage({ seed: 23 });
+      await copyImage(dst.ref('a'), src.add('one', image, [sigstore('KEY-A')]), { policy: allow });
+      await copyImage(dst.ref('a'), src.add('two', image, [sigstore('KEY-B')]), { policy: allow });
+      const stored = dst.images.get('a')?.signatures.get('') ?? [];
+      expect(stored.map((s) => s.annotations?.['dev.cosignproject.cosign/signature'])).toEqual([
+        'KEY-A',
+        'KEY-B',
+      ]);
+    });
+
+    it('writes nothing when the same signatures are there in another order', async () => {
+      const { src, dst } = stores();
+      const image = await randomImage({ seed: 24 });
+      await copyImage(dst.ref('a'), src.add('ab', image, [sig('a'), sig('b')]), { policy: allow });
+      dst.resetCounters();
+      const again = await copyImage(dst.ref('a'), src.add('ba', image, [sig('b'), sig('a')]), {
+        policy: allow,
+      });
+      expect(again.alreadyPresent).toBe(true);
+      expect(dst.counters.putSignatures + dst.counters.commits).toBe(1);
+      expect(dst.counters.putSignatures).toBe(0);
+    });
+
+    it('keeps the destination signatures with --remove-signatures on a present image', async () => {
+      const { src, dst } = stores();
+      const image = await randomImage({ seed: 25 });
+      const signed = src.add('signed', image, [sig('kept')]);
+      await copyImage(dst.ref('a'), signed, { policy: allow });
+      dst.resetCounters();
+      await copyImage(dst.ref('a'), signed, { policy: allow, removeSignatures: true });
+      expect(dst.counters.putSignatures).toBe(0);
+      expect(
+        dst.images
+          .get('a')
+          ?.signatures.get('')
+          ?.map((s) => Buffer.from(s.bytes).toString()),
+      ).toEqual(['kept']);
+    });
+
+    it('refuses a forced conversion of a signed image even when the converted image is present', async () => {
+      const { src, dst } = stores();
+      const image = await randomImage({ seed: 26, format: 'docker' });
+      await copyImage(dst.ref('a'), src.add('plain', image), {
+        policy: allow,
+        forceManifestMediaType: MediaTypes.ociManifest,
+      });
+      const signed = src.add('signed', image, [sig('s')]);
+      await expect(
+        copyImage(dst.ref('a'), signed, { policy: allow, forceManifestMediaType: MediaTypes.ociManifest }),
+      ).rejects.toBeInstanceOf(ManifestConversionError);
+      await expect(
+        copyImage(dst.ref('a'), src.ref('plain'), {
+          policy: allow,
+          forceManifestMediaType: MediaTypes.ociManifest,
+          preserveDigests: true,
+        }),
+      ).rejects.toBeInstanceOf(ManifestConversionError);
+    });
+
+    it('writes instance signatures into a destination that already holds the list', async () => {
+      const { src, dst } = stores();
+      const index = await randomIndex(['linux/amd64', 'linux/arm64/v8']);
+      await copyImage(dst.ref('a'), src.add('a', index), { policy: allow, imageListSelection: 'all' });
+      const instance = index.images[1]!.manifestDigest;
+      src.images.get('a')!.signatures.set(instance, [sig('instance')]);
+      src.resetCounters();
+      await copyImage(dst.ref('a'), src.ref('a'), { policy: allow, imageListSelection: 'all' });
+      expect(
+        dst.images
+          .get('a')
+          ?.signatures.get(instance)
+          ?.map((s) => Buffer.from(s.bytes).toString()),
+      ).toEqual(['instance']);
+      expect(src.counters.getBlob).toBe(0);
+    });
+  });
+
+  describe('layers that must not change', () => {
+    it('keeps uncompressed layers of a signed image as they are rather than compress them', async () => {
+      const { src, dst } = stores();
+      dst.capabilities.desiredLayerCompression = 'compress';
+      const image = await randomImage({ seed: 27, compressed: false });
+      const signed = src.add('a', image, [{ format: 'simple-signing', bytes: Buffer.from('s') }]);
+      const result = await copyImage(dst.ref('a'), signed, { policy: allow });
+      expect(result.manifestDigest).toBe(image.manifestDigest);
+    });
+
+    it('passes zstd layers through a destination that wants layers decompressed', async () => {
+      const { src, dst } = stores();
+      dst.capabilities.desiredLayerCompression = 'decompress';
+      const image = await randomImage({ seed: 28, layers: 1 });
+      const manifest = JSON.parse(image.manifest.toString());
+      manifest.layers[0].mediaType = MediaTypes.ociLayerZstd;
+      const bytes = Buffer.from(JSON.stringify(manifest));
+      const { computeDigest } = await import('../digest.js');
+      const zstdImage = { ...image, manifest: bytes, manifestDigest: computeDigest(bytes) };
+      const result = await copyImage(dst.ref('a'), src.add('a', zstdImage), { policy: allow });
+      expect(manifestDescriptors(result.manifest.bytes).layers[0]?.digest).toBe(image.layers[0]!.digest);
+    });
+
+    it('reports the same image size whether it copies or finds the image present', async () => {
+      const { src, dst } = stores();
+      const image = await randomImage({ seed: 29, layers: 2 });
+      const manifest = JSON.parse(image.manifest.toString());
+      manifest.layers.push(manifest.layers[0]);
+      const bytes = Buffer.from(JSON.stringify(manifest));
+      const { computeDigest } = await import('../digest.js');
+      const repeated = { ...image, manifest: bytes, manifestDigest: computeDigest(bytes) };
+      const first = await copyImage(dst.ref('a'), src.add('a', repeated), { policy: allow });
+      const again = await copyImage(dst.ref('a'), src.ref('a'), { policy: allow });
+      expect(again.alreadyPresent).toBe(true);
+      expect(again.imageSize).toBe(first.imageSize);
+    });
+  });
 });

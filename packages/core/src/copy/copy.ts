@@ -1,10 +1,11 @@
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import { type BlobInfoCache, type CompressionName, noCache } from '../blob-info-cache.js';
 import { computeDigest, type Digest, DigestingStream } from '../digest.js';
 import {
   AbortedError,
   DigestMismatchError,
+  ImgError as ImgErrorBase,
   ManifestConversionError,
   ManifestTypeRejectedError,
   NotSupportedError,
@@ -34,7 +35,7 @@ import type {
   Signature,
   SystemContext,
 } from '../types.js';
-import { peekCompression, UncompressedDigester } from './compression.js';
+import { sniffCompression, UncompressedDigester } from './compression.js';
 import type { CopyEvent } from './events.js';
 import { wrapDestination, wrapSource } from './wrap.js';
 
@@ -138,6 +139,7 @@ class Copier {
   private readonly cache: BlobInfoCache;
   private readonly emit: (event: CopyEvent) => void;
   private readonly concurrency: number;
+  private listenerError: Error | undefined;
   private bytesMoved = 0;
   private imageSize = 0;
   private blobsCopied = 0;
@@ -150,7 +152,16 @@ class Copier {
   ) {
     this.signal = options.signal;
     this.cache = options.cache ?? noCache;
-    this.emit = options.onEvent ?? (() => {});
+    const listener = options.onEvent;
+    // A throwing listener must not crash a stream callback; its error fails the copy before commit.
+    this.emit = (event) => {
+      if (!listener) return;
+      try {
+        listener(event);
+      } catch (error) {
+        this.listenerError ??= error as Error;
+      }
+    };
     const parallel = src.hasThreadSafeGetBlob && dest.hasThreadSafePutBlob;
     this.concurrency = parallel ? Math.max(1, options.concurrency || defaultConcurrency) : 1;
   }
@@ -174,6 +185,8 @@ class Copier {
     } else {
       result = await this.copySingle(top, undefined, undefined);
     }
+    signal?.throwIfAborted();
+    if (this.listenerError) throw this.listenerError;
     await this.dest.commit({ signal });
     this.emit({
       type: 'done',
@@ -222,21 +235,22 @@ class Copier {
     const digest = manifestDigest(bytes);
     const presence = await this.dest.alreadyContainsManifest(digest, bytes, { signal: this.signal });
     if (!presence.present) return undefined;
-    const stored = presence.signatures;
-    const same = !this.dest.supportsSignatures || stored === undefined || sameSignatures(stored, signatures);
-    if (!same) {
-      if (!this.dest.supportsOutOfOrderPuts) return undefined;
-      await this.dest.putSignatures(signatures, undefined, { signal: this.signal });
-      this.emit({ type: 'signatures-written', count: signatures.length, manifestDigest: digest });
+    // Only signatures the destination lacks are written, added to those it keeps; with none
+    // missing (--remove-signatures included) nothing is written at all.
+    let missing: Signature[] = [];
+    if (this.dest.supportsSignatures && signatures.length > 0) {
+      const stored = presence.signatures;
+      // A destination that stores signatures but did not say which it has: do the full copy.
+      if (stored === undefined) return undefined;
+      missing = signatures.filter((s) => !stored.some((t) => sameSignature(s, t)));
+      if (missing.length > 0) {
+        if (!this.dest.supportsOutOfOrderPuts) return undefined;
+        await this.dest.putSignatures([...stored, ...missing], undefined, { signal: this.signal });
+        this.emit({ type: 'signatures-written', count: missing.length, manifestDigest: digest });
+      }
     }
     this.imageSize += await sizeOf();
-    this.emit({
-      type: 'image-present',
-      manifestDigest: digest,
-      missingSignatures: same
-        ? 0
-        : signatures.filter((s) => !stored?.some((t) => sameSignatures([s], [t]))).length,
-    });
+    this.emit({ type: 'image-present', manifestDigest: digest, missingSignatures: missing.length });
     return { digest, bytes, mediaType, present: true };
   }
 
@@ -262,7 +276,9 @@ class Copier {
       : undefined;
     const target = forcedList ?? (listTypes.includes(top.mediaType) ? top.mediaType : listTypes[0]!);
 
-    if (target === top.mediaType) {
+    // Presence is answered for the list and its own signatures; an instance that carries signatures
+    // of its own takes the full copy (blobs are still reused), so none of them is left out.
+    if (target === top.mediaType && !(await this.instancesHaveSignatures(list, selection))) {
       const present = await this.tryPresent(top.bytes, top.mediaType, signatures, () => this.listSize(list));
       if (present) return present;
     }
@@ -296,6 +312,14 @@ class Copier {
     return { digest, bytes, mediaType: target, present: false };
   }
 
+  private async instancesHaveSignatures(list: ManifestList, selection: ImageListSelection): Promise<boolean> {
+    if (this.options.removeSignatures || selection !== 'all' || !this.dest.supportsSignatures) return false;
+    for (const instance of list.manifests) {
+      if ((await this.src.getSignatures(instance.digest, { signal: this.signal })).length > 0) return true;
+    }
+    return false;
+  }
+
   private async listSize(list: ManifestList): Promise<number> {
     let total = 0;
     for (const instance of list.manifests) {
@@ -319,12 +343,16 @@ class Copier {
   }
 
   /** The manifest media types to try writing, most preferred first (containers/image's order). */
-  private manifestCandidates(sourceType: string, canModify: boolean): string[] {
+  private manifestCandidates(sourceType: string, reason: string | undefined): string[] {
+    const canModify = reason === undefined;
     const forced = this.options.forceManifestMediaType;
     const accepted = this.dest.supportedManifestMediaTypes.filter((t) => !isManifestListMediaType(t));
     const supported = (t: string) => accepted.length === 0 || accepted.includes(t);
     if (forced) {
       if (!supported(forced)) throw new ManifestTypeRejectedError(forced, String(this.dest.reference));
+      if (!canModify && forced !== sourceType) {
+        throw new ManifestConversionError(`cannot convert the manifest to ${forced}: ${reason}`);
+      }
       return [forced];
     }
     if (!canModify) return [sourceType];
@@ -354,12 +382,12 @@ class Copier {
     const manifest = parseImageManifest(raw.bytes, raw.mediaType);
     const signatures = await this.wantedSignatures(sourceInstance);
     const reason = this.cannotModifyReason(signatures);
-    const candidates = this.manifestCandidates(manifest.mediaType, reason === undefined);
+    const candidates = this.manifestCandidates(manifest.mediaType, reason);
     if (candidates.length === 0) {
       throw new ManifestTypeRejectedError(manifest.mediaType, String(this.dest.reference));
     }
     const isSchema1 = manifest.config === undefined;
-    const compressionPlan = manifest.layers.map((layer) => this.layerPlan(layer));
+    const compressionPlan = manifest.layers.map((layer) => this.layerPlan(layer, reason));
     const layersChange = compressionPlan.some((p) => p !== 'preserve');
 
     // Ask first: if what would be written is already there, move nothing.
@@ -375,6 +403,7 @@ class Copier {
     }
 
     const size = imageBlobsSize(manifest);
+    this.imageSize += size;
     this.emit({
       type: 'image-start',
       manifestDigest: manifestDigest(raw.bytes),
@@ -466,13 +495,18 @@ class Copier {
     if (all.length > 0) this.emit({ type: 'signatures-written', count: all.length, manifestDigest: digest });
   }
 
-  private layerPlan(layer: BlobInfo): 'preserve' | 'compress' | 'decompress' | 'detect' {
+  /** What to do to a layer's compression; nothing when the manifest may not change (`reason`). */
+  private layerPlan(
+    layer: BlobInfo,
+    reason: string | undefined,
+  ): 'preserve' | 'compress' | 'decompress' | 'detect' {
     const want = this.dest.desiredLayerCompression;
-    if (want === 'preserve' || layer.urls?.length) return 'preserve';
+    if (want === 'preserve' || reason !== undefined || layer.urls?.length) return 'preserve';
     const compression = layer.mediaType ? layerCompression(layer.mediaType) : 'unknown';
     if (compression === 'unknown') return 'detect';
     if (want === 'compress') return compression === 'none' ? 'compress' : 'preserve';
-    return compression === 'none' ? 'preserve' : 'decompress';
+    // Only gzip is decompressed here; zstd layers go as they are.
+    return compression === 'gzip' ? 'decompress' : 'preserve';
   }
 
   private async copyLayers(
@@ -485,14 +519,19 @@ class Copier {
     const controller = new AbortController();
     const outer = this.signal;
     const abort = () => controller.abort(outer?.reason);
-    outer?.addEventListener('abort', abort, { once: true });
+    if (outer?.aborted) abort();
+    else outer?.addEventListener('abort', abort, { once: true });
     const limit = limiter(this.concurrency);
     try {
       const tasks = manifest.layers.map((layer, index) => {
         const key = `${layer.digest}/${plans[index]}`;
         let task = byDigest.get(key);
         if (!task) {
-          task = limit(() => this.copyLayer(layer, index, plans[index]!, needDiffIDs, controller.signal));
+          task = limit(async () => {
+            // A queued copy does not start once the copy has failed or been aborted.
+            controller.signal.throwIfAborted();
+            return this.copyLayer(layer, index, plans[index]!, needDiffIDs, controller.signal);
+          });
           task.catch(() => controller.abort());
           byDigest.set(key, task);
         }
@@ -539,7 +578,6 @@ class Copier {
     const src = this.src;
     const dest = this.dest;
     const cache = this.cache;
-    if (blob.size >= 0) this.imageSize += blob.size;
 
     if (!needDiffID) {
       const reused = await dest.tryReusingBlob(blob, {
@@ -587,7 +625,30 @@ class Copier {
       }
     }
 
-    const { stream: raw } = await src.getBlob(blob, { signal, cache });
+    const { stream: fetched } = await src.getBlob(blob, { signal, cache });
+    let raw: Readable = fetched;
+    let action = plan;
+    let sourceCompression: CompressionName | undefined;
+    if (plan === 'detect' || needDiffID) {
+      // Peeking the first bytes of the source leaves them in the stream: verification below still sees all.
+      let head: Buffer;
+      try {
+        head = await peekHead(fetched);
+      } catch (error) {
+        fetched.destroy();
+        throw error;
+      }
+      sourceCompression = sniffCompression(head);
+      if (plan === 'detect') {
+        const want = dest.desiredLayerCompression;
+        action =
+          want === 'compress' && sourceCompression === 'none'
+            ? 'compress'
+            : want === 'decompress' && sourceCompression === 'gzip'
+              ? 'decompress'
+              : 'preserve';
+      }
+    }
     const verified = new DigestingStream({
       expectedDigest: blob.digest,
       expectedSize: blob.size,
@@ -606,46 +667,40 @@ class Copier {
         callback(null, chunk);
       },
     });
-    let stream: Readable = raw.pipe(verified).pipe(counter);
-    forwardErrors(raw, verified);
-    forwardErrors(verified, counter);
-
-    let action = plan;
-    let sourceCompression: CompressionName | undefined;
-    if (plan === 'detect' || needDiffID) {
-      const peeked = await peekCompression(stream);
-      forwardErrors(stream, peeked.stream);
-      stream = peeked.stream;
-      sourceCompression = peeked.compression;
-      if (plan === 'detect') {
-        const want = dest.desiredLayerCompression;
-        action =
-          want === 'compress' && peeked.compression === 'none'
-            ? 'compress'
-            : want === 'decompress' && peeked.compression === 'gzip'
-              ? 'decompress'
-              : 'preserve';
-      }
-    }
-    let diffDigester: UncompressedDigester | undefined;
-    if (needDiffID) {
-      diffDigester = new UncompressedDigester(sourceCompression === 'gzip');
-      stream = pipeInto(stream, diffDigester);
-    }
-    let info: BlobInfo = blob;
-    if (action === 'compress') {
-      stream = pipeInto(stream, createGzip());
-      info = { digest: blob.digest, size: -1 };
-    } else if (action === 'decompress') {
-      stream = pipeInto(stream, createGunzip());
-    }
-    // The destination may attach to the stream only after its own set-up; an early source error
-    // must then wait in the stream's state (pipeline sees it) rather than crash the process.
+    const stages: Transform[] = [verified, counter];
+    const diffDigester = needDiffID ? new UncompressedDigester(sourceCompression === 'gzip') : undefined;
+    if (diffDigester) stages.push(diffDigester);
+    if (action === 'compress') stages.push(createGzip());
+    else if (action === 'decompress') stages.push(createGunzip());
+    // One pipeline owns every stage: an error or an early end anywhere destroys them all (the source
+    // included), and the last stage carries the error to the destination's reader.
+    let failure: Error | undefined;
+    const stream = pipelineStreams([raw, ...stages], (error) => {
+      failure = error;
+    });
+    // The destination may attach only after its own set-up; an early error then waits in the stream's
+    // state (its reader sees it) rather than crashing the process.
     stream.on('error', () => {});
+    raw = stream;
     const unknownDigest = action === 'compress' || action === 'decompress';
-    const stored = await dest.putBlob(stream, unknownDigest ? { size: -1 } : info, putOptions);
-    // putBlob consumed the stream; if the source failed verification the pipeline errored first.
-    if (verified.digest !== blob.digest) throw new DigestMismatchError(blob.digest, verified.digest, kind);
+    let stored: BlobInfo;
+    try {
+      stored = await dest.putBlob(raw, unknownDigest ? { size: -1 } : blob, putOptions);
+    } catch (error) {
+      raw.destroy();
+      throw failure && !(error instanceof ImgErrorBase) ? failure : error;
+    } finally {
+      if (!raw.destroyed && !raw.readableEnded) raw.destroy();
+    }
+    // A destination that returned without reading to the end (or ignored an error) stored unverified bytes.
+    if (failure) throw failure;
+    if (!verified.writableFinished || verified.digest !== blob.digest) {
+      throw new DigestMismatchError(
+        blob.digest,
+        verified.writableFinished ? verified.digest : 'an incomplete read',
+        kind,
+      );
+    }
     this.finishBlob(blob, kind, moved, stored.digest);
     if (action === 'compress') {
       cache.recordDigestUncompressedPair(stored.digest, blob.digest);
@@ -725,24 +780,60 @@ function imageBlobsSize(manifest: ImageManifest): number {
   return total;
 }
 
-function sameSignatures(a: Signature[], b: Signature[]): boolean {
-  if (a.length !== b.length) return false;
-  return a.every(
-    (s, i) => s.format === b[i]!.format && Buffer.from(s.bytes).equals(Buffer.from(b[i]!.bytes)),
+/** Whether two signatures are the same: format, bytes and, for sigstore, the MIME type and annotations (where the signature itself is). */
+function sameSignature(a: Signature, b: Signature): boolean {
+  return (
+    a.format === b.format &&
+    a.mimeType === b.mimeType &&
+    Buffer.from(a.bytes).equals(Buffer.from(b.bytes)) &&
+    JSON.stringify(sortedEntries(a.annotations)) === JSON.stringify(sortedEntries(b.annotations))
   );
+}
+
+function sortedEntries(record: Record<string, string> | undefined): Array<[string, string]> {
+  return Object.entries(record ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
 }
 
 function isAbort(error: unknown): boolean {
   return error instanceof AbortedError || (error instanceof Error && error.name === 'AbortError');
 }
 
-function forwardErrors(from: Readable, to: Readable | Transform): void {
-  from.on('error', (error) => to.destroy(error));
+/** `stream.pipeline` in its callback form over a list: returns the last stage to read from. */
+function pipelineStreams(
+  streams: [Readable, ...Transform[]],
+  done: (error: Error | undefined) => void,
+): Readable {
+  return (pipeline as unknown as (...args: unknown[]) => Readable)(
+    ...streams,
+    (error: Error | null | undefined) => done(error ?? undefined),
+  );
 }
 
-function pipeInto(from: Readable, to: Transform): Readable {
-  forwardErrors(from, to);
-  return from.pipe(to);
+/**
+ * Reads the first chunk of a stream and puts it back, so the stream still yields every byte; empty
+ * for an empty stream.
+ */
+function peekHead(stream: Readable): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const finish = (result: Buffer | Error) => {
+      stream.off('readable', onReadable);
+      stream.off('error', onError);
+      stream.off('end', onEnd);
+      if (result instanceof Error) reject(result);
+      else resolve(result);
+    };
+    const onReadable = () => {
+      const chunk = stream.read() as Buffer | null;
+      if (chunk === null) return;
+      stream.unshift(chunk);
+      finish(chunk);
+    };
+    const onError = (error: Error) => finish(error);
+    const onEnd = () => finish(Buffer.alloc(0));
+    stream.on('readable', onReadable);
+    stream.on('error', onError);
+    stream.on('end', onEnd);
+  });
 }
 
 /** Runs at most `n` tasks at once. */
