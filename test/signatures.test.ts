@@ -39,7 +39,11 @@ describe.runIf(ready)('adding signatures to an image a dir: destination already 
       .find((l) => l.startsWith('fpr:'))!
       .split(':')[9]!;
   });
-  afterAll(() => box.cleanup());
+  afterAll(async () => {
+    // gpg started an agent for this GNUPGHOME: stop exactly that one before its home goes away.
+    await run('gpgconf', ['--kill', 'gpg-agent'], { env: gnupg });
+    await box.cleanup();
+  });
 
   it('writes only the signature file, moves no blob, and skopeo verifies the result', async () => {
     await writeOciImage(box.path('src'), 'v1', { seed: 61, layers: 3, layerSize: 100_000 });
