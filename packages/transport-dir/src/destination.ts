@@ -253,7 +253,8 @@ class DirImageDestination implements ImageDestination {
   /**
    * Makes the staged manifests and signatures visible, in an order that keeps the directory a readable
    * image at every step: the version file, the instance manifests and their signatures (named by
-   * digest, so harmless early), the top-level manifest, its signatures, and last the removal of blobs,
+   * digest, so harmless early), the removal of the old top-level signatures when the top-level
+   * manifest changes, that manifest, its signatures, and last the removal of blobs,
    * instance manifests and instance signatures that the manifest now current does not need. A
    * manifest identical to the one on disk is not rewritten, so a commit with only signatures put on a
    * present image writes the signature files and nothing else.
@@ -276,11 +277,12 @@ class DirImageDestination implements ImageDestination {
     for (const [key, staged] of this.stagedSignatures) {
       if (key !== '') await this.placeSignatures(staged);
     }
+    // Signatures of a replaced manifest cannot be valid for the new one. They go before it is
+    // replaced, so that an interruption leaves the new manifest unsigned, never with the old signatures.
+    if (topChanged) await this.removeSignaturesFrom(1, undefined);
     if (stagedTop) await this.placeManifest(manifestFileName, stagedTop);
     const topSignatures = this.stagedSignatures.get('');
     if (topSignatures) await this.placeSignatures(topSignatures);
-    // Signatures of a replaced manifest cannot be valid for the new one.
-    else if (topChanged) await this.removeSignaturesFrom(1, undefined);
     this.stagedManifests.clear();
     this.stagedSignatures.clear();
 

@@ -1,5 +1,7 @@
-import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, open, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import {
   computeDigest,
   DigestingStream,
@@ -8,6 +10,7 @@ import {
   MediaTypes,
   type SystemContext,
 } from '@img/core';
+import { pack } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { newOciArchiveReference } from './index.js';
 import { scanTar } from './tar.js';
@@ -135,6 +138,23 @@ describe('oci-archive:', () => {
     expect(await readdir(tmpDir)).toEqual([]);
   });
 
+  it('rejects a commit that fails while packing, leaving no temp file beside the archive, and close removes the temp dir', async () => {
+    const dir = await tempDir();
+    const tmpDir = await tempDir();
+    const image = await makeImage('app');
+    const dest = await newOciArchiveReference(join(dir, 'image.tar'), 'v1').newImageDestination({ tmpDir });
+    await putImage(dest, image);
+    // The layer in the temp layout becomes unreadable, so packing fails in the middle of the archive.
+    const [staging] = await readdir(tmpDir);
+    const layer = join(tmpDir, staging!, 'blobs', 'sha256', image.layers[1]!.digest.slice(7));
+    await rm(layer);
+    await mkdir(layer);
+    await expect(dest.commit()).rejects.toMatchObject({ code: 'EISDIR' });
+    expect(await readdir(dir)).toEqual([]);
+    await dest.close();
+    expect(await readdir(tmpDir)).toEqual([]);
+  });
+
   it('leaves the archive as it was when committed without a manifest', async () => {
     const file = join(await tempDir(), 'image.tar');
     await writeArchive(file, 'v1', await makeImage('app'));
@@ -153,6 +173,30 @@ describe('oci-archive:', () => {
     expect(await readdir(tmpDir)).toHaveLength(1);
     await src.close();
     expect(await readdir(tmpDir)).toEqual([]);
+  });
+
+  it('names its temp dir with its pid and, on open, removes only the temp dirs of processes gone', async () => {
+    const file = join(await tempDir(), 'image.tar');
+    await writeArchive(file, 'v1', await makeImage('app'));
+    const tmpDir = await tempDir();
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const left = [`img-oci-archive-${process.ppid}-aB3dE6`, 'img-oci-archive-aB3dE6', 'unrelated'];
+    for (const name of [`img-oci-archive-${dead}-aB3dE6`, ...left]) {
+      await mkdir(join(tmpDir, name, 'blobs'), { recursive: true });
+    }
+    const src = await newOciArchiveReference(file, 'v1').newImageSource({ tmpDir });
+    try {
+      const names = await readdir(tmpDir);
+      expect(names.filter((n) => !left.includes(n))).toEqual([
+        expect.stringMatching(new RegExp(`^img-oci-archive-${process.pid}-[A-Za-z0-9]{6}$`)),
+      ]);
+      expect(names).toEqual(expect.arrayContaining(left));
+    } finally {
+      await src.close();
+    }
+    const dest = await newOciArchiveReference(file, 'v1').newImageDestination({ tmpDir });
+    await dest.close();
+    expect((await readdir(tmpDir)).sort()).toEqual([...left].sort());
   });
 
   it('fails with ManifestUnknownError for an archive that does not exist', async () => {
@@ -188,6 +232,48 @@ describe('oci-archive:', () => {
       newOciArchiveReference(file).newImageSource({ tmpDir: join(base, 'unpack') }),
     ).rejects.toThrow(/no index.json/);
     expect((await readdir(base)).sort()).toEqual(['evil.tar', 'unpack']);
+  });
+
+  it('fails with InvalidLayoutError naming the archive and the entry when an entry lies under a file', async () => {
+    const file = join(await tempDir(), 'notdir.tar');
+    await writeFile(
+      file,
+      await makeTar({ 'oci-layout': '{"imageLayoutVersion":"1.0.0"}', blobs: 'x', 'blobs/sha256/aa': 'y' }),
+    );
+    const tmpDir = await tempDir();
+    const error = await newOciArchiveReference(file)
+      .newImageSource({ tmpDir })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidLayoutError);
+    expect((error as Error).message).toBe(
+      `invalid OCI archive "${file}": cannot unpack "blobs/sha256": ENOTDIR: not a directory`,
+    );
+    expect((error as Error).cause).toMatchObject({ code: 'ENOTDIR' });
+    expect(await readdir(tmpDir)).toEqual([]);
+  });
+
+  it('fails with InvalidLayoutError naming the archive when a hard link points at a missing entry', async () => {
+    const file = join(await tempDir(), 'link.tar');
+    const archive = pack();
+    archive.entry({ name: 'oci-layout', mtime: new Date(0) }, '{"imageLayoutVersion":"1.0.0"}');
+    archive.entry({
+      name: 'blobs/sha256/aa',
+      type: 'link',
+      linkname: 'blobs/sha256/later',
+      mtime: new Date(0),
+    });
+    archive.finalize();
+    await writeFile(file, await readAll(Readable.from(archive)));
+    const tmpDir = await tempDir();
+    const error = await newOciArchiveReference(file)
+      .newImageSource({ tmpDir })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidLayoutError);
+    expect((error as Error).message).toBe(
+      `invalid OCI archive "${file}": cannot unpack "blobs/sha256/later": ENOENT: no such file or directory`,
+    );
+    expect((error as Error).cause).toMatchObject({ code: 'ENOENT' });
+    expect(await readdir(tmpDir)).toEqual([]);
   });
 
   it('names the archive, not the temp directory, in layout errors', async () => {
@@ -243,6 +329,64 @@ describe('oci-archive: alreadyContainsManifest', () => {
       expect((await dest.alreadyContainsManifest!(image.digest, image.manifest)).present).toBe(false);
     } finally {
       await dest.close();
+    }
+  });
+
+  it('is false for an archive cut short in the middle of its last blob', async () => {
+    const file = join(await tempDir(), 'image.tar');
+    const image = await makeImage('app');
+    await writeArchive(file, 'v1', image);
+    const handle = await open(file, 'r');
+    let last: { offset: number; size: number } | undefined;
+    try {
+      for await (const entry of scanTar(handle)) last = entry;
+    } finally {
+      await handle.close();
+    }
+    await truncate(file, last!.offset + Math.floor(last!.size / 2));
+    const dest = await newOciArchiveReference(file, 'v1').newImageDestination({});
+    try {
+      expect((await dest.alreadyContainsManifest!(image.digest, image.manifest)).present).toBe(false);
+    } finally {
+      await dest.close();
+    }
+  });
+
+  it('is false for an unnamed reference into an archive of two images', async () => {
+    const file = join(await tempDir(), 'two.tar');
+    const a = await makeImage('a', 1);
+    const b = await makeImage('b', 1);
+    const entry = (image: TestImage, name: string) => ({
+      mediaType: MediaTypes.ociManifest,
+      digest: image.digest,
+      size: image.manifest.length,
+      annotations: { 'org.opencontainers.image.ref.name': name },
+    });
+    const blobs: Record<string, Buffer> = {};
+    for (const image of [a, b]) {
+      for (const blob of [image.config, ...image.layers])
+        blobs[`blobs/sha256/${blob.digest.slice(7)}`] = blob.bytes;
+      blobs[`blobs/sha256/${image.digest.slice(7)}`] = image.manifest;
+    }
+    await writeFile(
+      file,
+      await makeTar({
+        'oci-layout': '{"imageLayoutVersion":"1.0.0"}',
+        'index.json': JSON.stringify({ schemaVersion: 2, manifests: [entry(a, 'a'), entry(b, 'b')] }),
+        ...blobs,
+      }),
+    );
+    const dest = await newOciArchiveReference(file).newImageDestination({});
+    try {
+      expect((await dest.alreadyContainsManifest!(a.digest, a.manifest)).present).toBe(false);
+    } finally {
+      await dest.close();
+    }
+    const named = await newOciArchiveReference(file, 'a').newImageDestination({});
+    try {
+      expect((await named.alreadyContainsManifest!(a.digest, a.manifest)).present).toBe(true);
+    } finally {
+      await named.close();
     }
   });
 

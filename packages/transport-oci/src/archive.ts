@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import {
   type BlobInfo,
@@ -28,6 +28,7 @@ import {
 import { indexHasImage, OciImageDestination } from './destination.js';
 import { isImageComplete, isNotFound, type LayoutIndex, maxIndexSize, parseIndex } from './layout.js';
 import { ociOptions } from './options.js';
+import { isProcessAlive } from './process-alive.js';
 import type { OciArchiveReference } from './reference.js';
 import { OciImageSource } from './source.js';
 import { archiveBlobLookup, entryPath, extractArchive, packLayout, scanTar, type TarHeader } from './tar.js';
@@ -50,9 +51,51 @@ async function listArchiveFiles(file: string): Promise<Map<string, TarHeader> | 
   }
 }
 
-/** A new private directory for unpacked or to-be-packed layouts, where big temp files belong. */
-function makeTempDir(ctx: SystemContext): Promise<string> {
-  return mkdtemp(join(ctx.tmpDir ?? tmpdir(), 'img-oci-archive-'));
+/**
+ * What went wrong while unpacking, told by entry name: a filesystem error in the temp directory (an
+ * entry under one that is a file, a hard link to an entry not there) says so by the temp path,
+ * which means nothing to the user.
+ */
+function describeExtractError(error: unknown, dir: string): string {
+  const { code, path, message } = error as NodeJS.ErrnoException;
+  if (code === undefined || typeof path !== 'string') return message;
+  const name = relative(dir, path);
+  if (name === '' || name.startsWith('..') || isAbsolute(name)) return message;
+  // Node's fs messages read "CODE: description, syscall 'path'": keep the first part only.
+  return `cannot unpack "${name}": ${message.split(',')[0]}`;
+}
+
+/** Temp directories are named `img-oci-archive-<pid>-XXXXXX`: the pid tells whose they are. */
+const tempDirPrefix = 'img-oci-archive-';
+const tempDirName = /^img-oci-archive-(\d+)-[A-Za-z0-9]{6}$/;
+
+/**
+ * Removes the temp directories under `root` that a process now gone left (killed mid-copy, so its
+ * close never ran). Only names with a pid are touched, never those of live processes, nor anything
+ * else in `root`, which is a shared directory. Never throws: it is housekeeping.
+ */
+async function removeStaleTempDirs(root: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(tempDirName.exec(name)?.[1]);
+    if (!pid || pid === process.pid || isProcessAlive(pid)) continue;
+    await rm(join(root, name), { recursive: true, force: true }).catch(() => {});
+  }
+}
+
+/**
+ * A new private directory for unpacked or to-be-packed layouts, where big temp files belong; those
+ * dead processes left in the same place are removed first.
+ */
+async function makeTempDir(ctx: SystemContext): Promise<string> {
+  const root = ctx.tmpDir ?? tmpdir();
+  await removeStaleTempDirs(root);
+  return mkdtemp(join(root, `${tempDirPrefix}${process.pid}-`));
 }
 
 /**
@@ -93,8 +136,12 @@ export class OciArchiveImageSource implements ImageSource {
       try {
         await extractArchive(file, dir, options);
       } catch (error) {
-        if (options.signal?.aborted || isNotFound(error)) throw error;
-        throw new InvalidLayoutError(`invalid OCI archive "${file}": ${(error as Error).message}`, {
+        if (options.signal?.aborted) throw error;
+        // The archive itself went away since it was looked at: the image is not there.
+        if (isNotFound(error) && (error as NodeJS.ErrnoException).path === file) {
+          throw new ManifestUnknownError(reference.toString(), { cause: error });
+        }
+        throw new InvalidLayoutError(`invalid OCI archive "${file}": ${describeExtractError(error, dir)}`, {
           cause: error,
         });
       }

@@ -73,6 +73,22 @@ describe('oci: deleteImage', () => {
     expect(await blobNames(dir)).toEqual(before);
   });
 
+  it('keeps an entry committed while the delete runs, and its blobs', async () => {
+    const dir = await tempDir();
+    const [a, b, c] = [await makeImage('a'), await makeImage('b'), await makeImage('c')];
+    await writeImage(dir, 'a', a);
+    await writeImage(dir, 'b', b);
+    const dest = await newOciReference(dir, 'c').newImageDestination({});
+    await putImage(dest, c);
+    await Promise.all([newOciReference(dir, 'a').deleteImage({}), dest.commit()]);
+    const index = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8'));
+    expect(index.manifests.map((m: { digest: string }) => m.digest).sort()).toEqual(
+      [b.digest, c.digest].sort(),
+    );
+    const expected = [b, c].flatMap((i) => [i.digest, i.config.digest, ...i.layers.map((l) => l.digest)]);
+    expect(await blobNames(dir)).toEqual(expected.map(hex).sort());
+  });
+
   it('fails with ManifestUnknownError for a name the layout does not have', async () => {
     const dir = await tempDir();
     await writeImage(dir, 'a', await makeImage('a'));

@@ -8,6 +8,7 @@ import {
   maxManifestSize,
   type OperationOptions,
 } from '@img/core';
+import { withIndexLock } from './index-lock.js';
 import {
   blobPath,
   blobsDirOf,
@@ -54,8 +55,13 @@ async function collectBlobs(blobs: string, digest: string, into: Set<string>, de
  * Deletes an image from a layout: its entry leaves index.json first (a rewritten file renamed into
  * place, so the image disappears at once), then the blobs it used that no remaining entry reaches
  * are removed from the layout's `blobs/`. When what a remaining entry references cannot be known,
- * no blob is removed. A shared blob directory is read to follow manifests but never pruned: other
- * layouts may use its blobs (containers/image does the same).
+ * no blob is removed. The whole runs under the layout's lock (`index.json.lock`): the index
+ * rewritten is the one read under it (an entry committed meanwhile is not lost), and the blobs in
+ * use are counted from that index. A copy still putting blobs, not yet committed, is not seen: a blob
+ * it shares only with the deleted image may go before its commit.
+ * With a shared blob directory, no blob is removed at all: the shared directory is never pruned
+ * (other layouts may use its blobs, as containers/image reasons), and which blobs of the layout's
+ * own `blobs/` are still needed cannot be told when the manifests live elsewhere.
  */
 export async function deleteLayoutImage(
   reference: ImageReference,
@@ -65,22 +71,34 @@ export async function deleteLayoutImage(
   sharedBlobDir?: string,
 ): Promise<void> {
   options.signal?.throwIfAborted();
-  const index = await readLayout(root, reference.toString(), options);
-  const { descriptor, position } = selectDescriptor(index, selector, reference.toString());
-  const remaining = index.manifests.filter((_, i) => i !== position);
+  // A missing or broken layout is reported as such before the lock, whose file needs the directory.
+  await readLayout(root, reference.toString(), options);
+  await withIndexLock(
+    root,
+    async () => {
+      const index = await readLayout(root, reference.toString(), options);
+      const { descriptor, position } = selectDescriptor(index, selector, reference.toString());
+      index.manifests = index.manifests.filter((_, i) => i !== position);
+      if (sharedBlobDir !== undefined) {
+        await writeFileAtomically(join(root, 'index.json'), JSON.stringify(index));
+        return;
+      }
+      const blobs = blobsDirOf(root);
+      const kept = new Set<string>();
+      let keptKnown = true;
+      for (const entry of index.manifests) {
+        keptKnown = (await collectBlobs(blobs, entry.digest, kept)) && keptKnown;
+      }
+      const used = new Set<string>();
+      await collectBlobs(blobs, descriptor.digest, used);
 
-  const blobs = sharedBlobDir ?? blobsDirOf(root);
-  const kept = new Set<string>();
-  let keptKnown = true;
-  for (const entry of remaining) keptKnown = (await collectBlobs(blobs, entry.digest, kept)) && keptKnown;
-  const used = new Set<string>();
-  await collectBlobs(blobs, descriptor.digest, used);
+      await writeFileAtomically(join(root, 'index.json'), JSON.stringify(index));
 
-  index.manifests = remaining;
-  await writeFileAtomically(join(root, 'index.json'), JSON.stringify(index));
-
-  if (!keptKnown) return;
-  for (const digest of used) {
-    if (!kept.has(digest)) await rm(blobPath(blobsDirOf(root), digest), { force: true });
-  }
+      if (!keptKnown) return;
+      for (const digest of used) {
+        if (!kept.has(digest)) await rm(blobPath(blobs, digest), { force: true });
+      }
+    },
+    options,
+  );
 }

@@ -261,6 +261,25 @@ describe('oci: destination', () => {
     await expect(newOciReference(await tempDir(), 'v1').newImageDestination(ctx)).rejects.toThrow(TypeError);
   });
 
+  it('keeps both tags when two commits into one layout run at the same time', async () => {
+    const dir = await tempDir();
+    const [a, b] = [await makeImage('a'), await makeImage('b')];
+    const destA = await newOciReference(dir, 'a').newImageDestination({});
+    const destB = await newOciReference(dir, 'b').newImageDestination({});
+    await putImage(destA, a);
+    await putImage(destB, b);
+    await Promise.all([destA.commit(), destB.commit()]);
+    const names = (await readIndex(dir)).manifests.map((m) => [
+      m.annotations?.['org.opencontainers.image.ref.name'],
+      m.digest,
+    ]);
+    expect(names.sort()).toEqual([
+      ['a', a.digest],
+      ['b', b.digest],
+    ]);
+    expect(await readdir(dir)).not.toContain('index.json.lock');
+  });
+
   it('keeps unknown fields of index.json when it adds an entry', async () => {
     const dir = await tempDir();
     await writeTagged(dir, 'v1');
@@ -286,11 +305,32 @@ describe('oci: alreadyContainsManifest', () => {
     expect((await dest.alreadyContainsManifest!(image.digest, image.manifest)).present).toBe(false);
   });
 
-  it('is true for an unnamed reference when any entry has the digest', async () => {
+  it('is true for an unnamed reference when the only entry has the digest', async () => {
     const dir = await tempDir();
     const image = await writeTagged(dir, 'v1');
     const dest = await newOciReference(dir).newImageDestination({});
     expect((await dest.alreadyContainsManifest!(image.digest, image.manifest)).present).toBe(true);
+  });
+
+  it('is false for an unnamed reference into a layout of several images', async () => {
+    const dir = await tempDir();
+    const image = await writeTagged(dir, 'v1');
+    await writeTagged(dir, 'v2');
+    const dest = await newOciReference(dir).newImageDestination({});
+    expect((await dest.alreadyContainsManifest!(image.digest, image.manifest)).present).toBe(false);
+  });
+
+  it('is false for an image a reader of the name would not get, and while the name is on several entries', async () => {
+    const dir = await tempDir();
+    const first = await writeTagged(dir, 'x', 'first');
+    const second = await writeTagged(dir, 'y', 'second');
+    // Both entries named x: a reader of x gets the first one.
+    const index = await readIndex(dir);
+    index.manifests[1]!.annotations = { 'org.opencontainers.image.ref.name': 'x' };
+    await writeFile(join(dir, 'index.json'), JSON.stringify(index));
+    const dest = await newOciReference(dir, 'x').newImageDestination({});
+    expect((await dest.alreadyContainsManifest!(second.digest, second.manifest)).present).toBe(false);
+    expect((await dest.alreadyContainsManifest!(first.digest, first.manifest)).present).toBe(false);
   });
 
   it('is false when the tag points at another digest', async () => {

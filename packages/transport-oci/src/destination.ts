@@ -27,6 +27,7 @@ import {
   verifyBytes,
   writeBlobFile,
 } from '@img/core';
+import { withIndexLock } from './index-lock.js';
 import {
   blobPath,
   blobsDirOf,
@@ -40,6 +41,7 @@ import {
   readIndexIfExists,
   refNameAnnotation,
   refNameOf,
+  selectDescriptor,
   writeFileAtomically,
 } from './layout.js';
 
@@ -242,37 +244,45 @@ export class OciImageDestination implements ImageDestination {
   }
 
   /**
-   * Records the image in index.json: the file is read again now (another writer may have added
-   * images since open), the entry with this ref name is replaced and the others kept, and the result
-   * renamed over index.json. Without a top-level manifest put, nothing changes.
+   * Records the image in index.json: under the layout's lock (`index.json.lock`, so that concurrent
+   * writers, in this process or others, do not lose each other's entries), the file is read again
+   * (another writer may have added images since open), the entry with this ref name is replaced and
+   * the others kept, and the result renamed over index.json. Without a top-level manifest put,
+   * nothing changes.
    */
   async commit(options: OperationOptions = {}): Promise<void> {
     options.signal?.throwIfAborted();
     const manifest = this.topLevel;
     if (!manifest) return;
-    const layoutPath = join(this.root, 'oci-layout');
-    if (!(await exists(layoutPath))) await writeFileAtomically(layoutPath, ociLayoutContent);
-    const index: LayoutIndex = (await readIndexIfExists(this.root, options)) ?? {
-      schemaVersion: 2,
-      mediaType: MediaTypes.ociIndex,
-      manifests: [],
-    };
-    const entry: IndexDescriptor = {
-      mediaType: manifest.mediaType,
-      digest: manifest.digest,
-      size: manifest.size,
-    };
-    if (this.image !== '') entry.annotations = { [refNameAnnotation]: this.image };
-    index.manifests = replaceIndexEntry(index.manifests, entry);
-    await writeFileAtomically(join(this.root, 'index.json'), JSON.stringify(index));
+    await withIndexLock(
+      this.root,
+      async () => {
+        const layoutPath = join(this.root, 'oci-layout');
+        if (!(await exists(layoutPath))) await writeFileAtomically(layoutPath, ociLayoutContent);
+        const index: LayoutIndex = (await readIndexIfExists(this.root, options)) ?? {
+          schemaVersion: 2,
+          mediaType: MediaTypes.ociIndex,
+          manifests: [],
+        };
+        const entry: IndexDescriptor = {
+          mediaType: manifest.mediaType,
+          digest: manifest.digest,
+          size: manifest.size,
+        };
+        if (this.image !== '') entry.annotations = { [refNameAnnotation]: this.image };
+        index.manifests = replaceIndexEntry(index.manifests, entry);
+        await writeFileAtomically(join(this.root, 'index.json'), JSON.stringify(index));
+      },
+      options,
+    );
   }
 
   /** Nothing to release; without a commit, index.json was never touched (uploaded blobs stay for reuse). */
   async close(): Promise<void> {}
 
   /**
-   * Whether index.json already has an entry with this ref name (any entry, for an unnamed reference)
-   * and this digest, and every blob the manifest needs is present with the right size: stat only,
+   * Whether index.json already gives this digest to a reader of this reference (see
+   * {@link indexHasImage}), and every blob the manifest needs is present with the right size: stat only,
    * no layer is read; the instance manifests of an index are read and followed.
    */
   async alreadyContainsManifest(
@@ -293,11 +303,21 @@ export class OciImageDestination implements ImageDestination {
   }
 }
 
-/** Whether index.json lists `digest` under `image` (under any name or none, when `image` is empty). */
+/**
+ * Whether a reader of `image` (the ref name, empty for none) would get `digest` of `size` bytes from
+ * this index: the entry is chosen as a source chooses it, so an unnamed reference into a layout of
+ * several images, or a name no entry carries, is not present. A name on several entries is not
+ * present either: which one is meant is ambiguous, and a commit folds them into one.
+ */
 export function indexHasImage(index: LayoutIndex, image: string, digest: Digest, size: number): boolean {
-  return index.manifests.some(
-    (entry) => entry.digest === digest && entry.size === size && (image === '' || refNameOf(entry) === image),
-  );
+  let descriptor: IndexDescriptor;
+  try {
+    ({ descriptor } = selectDescriptor(index, { image, sourceIndex: undefined }, image));
+  } catch {
+    return false;
+  }
+  if (image !== '' && index.manifests.filter((entry) => refNameOf(entry) === image).length > 1) return false;
+  return descriptor.digest === digest && descriptor.size === size;
 }
 
 function withMediaType(result: BlobInfo, info: Pick<BlobInfo, 'mediaType'>): BlobInfo {

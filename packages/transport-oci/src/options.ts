@@ -9,7 +9,8 @@ export interface OciTransportOptions {
   /**
    * A directory that holds the blobs (as `<alg>/<hex>`) of every layout using it, instead of each
    * layout's own `blobs/`. Used by `oci:` only: an archive must carry its blobs. Deleting an image
-   * never removes blobs from it, since other layouts may use them.
+   * then removes no blob at all: not from it, since other layouts may use them, nor from the
+   * layout's own `blobs/`, whose users cannot be told while the manifests live in the shared one.
    */
   sharedBlobDir?: string;
   /** Accept layers as they come instead of asking the copy engine to compress them. */

@@ -56,6 +56,23 @@ describe('oci: references', () => {
     expect(() => ociTransport.parseReference(':v1')).toThrow(/the path is empty/);
   });
 
+  it('quotes the text as typed in its errors', () => {
+    expect(() => ociTransport.parseReference(':')).toThrow('invalid reference "oci::": the path is empty');
+    expect(() => ociArchiveTransport.parseReference(':')).toThrow(
+      'invalid reference "oci-archive::": the path is empty',
+    );
+    expect(() => ociTransport.parseReference('/tmp/layout:@+1x')).toThrow(
+      'invalid reference "oci:/tmp/layout:@+1x": source index "@+1x" is not an integer',
+    );
+  });
+
+  it('refuses a source index too large to hold, saying so and quoting it as typed', () => {
+    expect(() => ociTransport.parseReference('/tmp/layout:@99999999999999999999')).toThrow(
+      'invalid reference "oci:/tmp/layout:@99999999999999999999": source index "@99999999999999999999" is too large (at most 9007199254740991)',
+    );
+    expect(() => newOciIndexReference('/tmp/layout', 2 ** 60)).toThrow(/the source index is too large/);
+  });
+
   it('refuses a path with a colon from the constructor function', () => {
     expect(() => newOciReference('/tmp/a:b', 'v1')).toThrow(/contains a colon/);
   });

@@ -115,7 +115,7 @@ export class OciReference implements ImageReference {
 
   /**
    * Removes the image's entry from index.json (by rename of a rewritten file), then deletes the
-   * blobs that no remaining entry of the layout uses.
+   * blobs that no remaining entry of the layout uses; with a shared blob directory, no blob at all.
    */
   async deleteImage(ctx: SystemContext, options: OperationOptions = {}): Promise<void> {
     return deleteLayoutImage(this, this.resolvedPath, this, options, ociOptions(ctx).sharedBlobDir);
@@ -190,7 +190,11 @@ export class OciArchiveReference implements ImageReference {
  * String(ref); // 'oci:/var/lib/images/app:v1'
  */
 export function newOciReference(dir: string, image = ''): OciReference {
-  const input = `oci:${image === '' ? dir : `${dir}:${image}`}`;
+  return checkedOciReference(dir, image, `oci:${image === '' ? dir : `${dir}:${image}`}`);
+}
+
+/** `input` is what errors quote: the text the user typed, when the reference was parsed from one. */
+function checkedOciReference(dir: string, image: string, input: string): OciReference {
   checkPath(dir, input);
   checkRefName(image, input);
   return new OciReference(dir, image, undefined);
@@ -198,10 +202,19 @@ export function newOciReference(dir: string, image = ''): OciReference {
 
 /** Makes a reference, for reading, to the `sourceIndex`-th entry (from 0) of the layout's index.json. */
 export function newOciIndexReference(dir: string, sourceIndex: number): OciReference {
-  const input = `oci:${dir}:@${sourceIndex}`;
+  return checkedOciIndexReference(dir, sourceIndex, `oci:${dir}:@${sourceIndex}`);
+}
+
+function checkedOciIndexReference(dir: string, sourceIndex: number, input: string): OciReference {
   checkPath(dir, input);
-  if (!Number.isSafeInteger(sourceIndex) || sourceIndex < 0) {
+  if (!Number.isInteger(sourceIndex) || sourceIndex < 0) {
     throw new InvalidReferenceError(input, 'the source index must be a non-negative integer');
+  }
+  if (!Number.isSafeInteger(sourceIndex)) {
+    throw new InvalidReferenceError(
+      input,
+      `the source index is too large (at most ${Number.MAX_SAFE_INTEGER})`,
+    );
   }
   return new OciReference(dir, '', sourceIndex);
 }
@@ -213,7 +226,10 @@ export function newOciIndexReference(dir: string, sourceIndex: number): OciRefer
  * const ref = newOciArchiveReference('/tmp/app.tar', 'v1');
  */
 export function newOciArchiveReference(file: string, image = ''): OciArchiveReference {
-  const input = `oci-archive:${image === '' ? file : `${file}:${image}`}`;
+  return checkedOciArchiveReference(file, image, `oci-archive:${image === '' ? file : `${file}:${image}`}`);
+}
+
+function checkedOciArchiveReference(file: string, image: string, input: string): OciArchiveReference {
   checkPath(file, input);
   checkRefName(image, input);
   return new OciArchiveReference(file, image);
@@ -221,24 +237,32 @@ export function newOciArchiveReference(file: string, image = ''): OciArchiveRefe
 
 /** Parses what follows `oci:`: the path ends at the first colon; `@N` after it is a source index. */
 export function parseOciReference(text: string): OciReference {
+  const input = `oci:${text}`;
   const colon = text.indexOf(':');
-  if (colon < 0) return newOciReference(text);
+  if (colon < 0) return checkedOciReference(text, '', input);
   const path = text.slice(0, colon);
   const rest = text.slice(colon + 1);
-  if (!rest.startsWith('@')) return newOciReference(path, rest);
+  if (!rest.startsWith('@')) return checkedOciReference(path, rest, input);
   // containers/image reads the index with strconv.Atoi, which allows a sign.
   if (!/^[+-]?[0-9]+$/.test(rest.slice(1))) {
-    throw new InvalidReferenceError(`oci:${text}`, `source index "${rest}" is not an integer`);
+    throw new InvalidReferenceError(input, `source index "${rest}" is not an integer`);
   }
   const index = Number(rest.slice(1));
-  if (index < 0) throw new InvalidReferenceError(`oci:${text}`, `source index "${rest}" is negative`);
-  return newOciIndexReference(path, index);
+  if (index < 0) throw new InvalidReferenceError(input, `source index "${rest}" is negative`);
+  if (!Number.isSafeInteger(index)) {
+    throw new InvalidReferenceError(
+      input,
+      `source index "${rest}" is too large (at most ${Number.MAX_SAFE_INTEGER})`,
+    );
+  }
+  return checkedOciIndexReference(path, index, input);
 }
 
 /** Parses what follows `oci-archive:`: the path ends at the first colon, the rest is the name. */
 export function parseOciArchiveReference(text: string): OciArchiveReference {
+  const input = `oci-archive:${text}`;
   const colon = text.indexOf(':');
   return colon < 0
-    ? newOciArchiveReference(text)
-    : newOciArchiveReference(text.slice(0, colon), text.slice(colon + 1));
+    ? checkedOciArchiveReference(text, '', input)
+    : checkedOciArchiveReference(text.slice(0, colon), text.slice(colon + 1), input);
 }

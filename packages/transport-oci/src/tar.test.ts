@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, open, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { entryPath, scanTar, type TarHeader } from './tar.js';
+import { entryPath, packLayout, scanTar, type TarHeader } from './tar.js';
 import { makeTar, useTempDirs } from './test-helpers.js';
 
 const tempDir = useTempDirs();
@@ -67,6 +67,14 @@ describe('tar header scan', () => {
     await expect(scan(file)).rejects.toThrow(/not a tar header/);
   });
 
+  it('fails on an entry whose data runs past the end of the file', async () => {
+    const file = join(await tempDir(), 'cut.tar');
+    const whole = await makeTar({ 'index.json': '{}', blob: 'b'.repeat(2000) });
+    // Keep the first entry and half of the second one's data; the end-of-archive blocks go too.
+    await writeFile(file, whole.subarray(0, 1024 + 512 + 1000));
+    await expect(scan(file)).rejects.toThrow(/truncated tar: the entry at offset 1024 has 2000 bytes/);
+  });
+
   it('keeps entry names inside the root', () => {
     expect(entryPath('./blobs/sha256/')).toBe('blobs/sha256');
     expect(entryPath('../x')).toBeUndefined();
@@ -74,4 +82,41 @@ describe('tar header scan', () => {
     expect(entryPath('/etc/passwd')).toBeUndefined();
     expect(entryPath('./')).toBeUndefined();
   });
+});
+
+/** A layout directory whose one blob is made by `make` at its digest-named path. */
+async function layoutWithBlob(make: (path: string) => Promise<unknown>): Promise<string> {
+  const dir = await tempDir();
+  await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+  await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await writeFile(join(dir, 'index.json'), '{"schemaVersion":2,"manifests":[]}');
+  await make(join(dir, 'blobs', 'sha256', 'a'.repeat(64)));
+  return dir;
+}
+
+describe('layout packing', () => {
+  it('rejects when a blob cannot be read and leaves no temp file beside the target', async () => {
+    const layout = await layoutWithBlob((path) => mkdir(path));
+    const out = await tempDir();
+    await expect(packLayout(layout, join(out, 'image.tar'))).rejects.toMatchObject({ code: 'EISDIR' });
+    expect(await readdir(out)).toEqual([]);
+  });
+
+  it.skipIf(!existsSync('/usr/bin/mkfifo'))(
+    'rejects an abort in the middle of a blob and leaves no temp file beside the target',
+    async () => {
+      // A FIFO as the blob: packing blocks inside the entry until this test writes, so the abort
+      // lands while the entry is open, whatever the machine's speed.
+      const layout = await layoutWithBlob((path) => promisify(execFile)('/usr/bin/mkfifo', [path]));
+      const out = await tempDir();
+      const stop = new AbortController();
+      const packed = packLayout(layout, join(out, 'image.tar'), { signal: stop.signal });
+      const writer = await open(join(layout, 'blobs', 'sha256', 'a'.repeat(64)), 'w');
+      await writer.write(Buffer.alloc(4096, 1));
+      stop.abort(new Error('stop'));
+      await expect(packed).rejects.toMatchObject({ name: 'AbortError' });
+      await writer.close();
+      expect(await readdir(out)).toEqual([]);
+    },
+  );
 });

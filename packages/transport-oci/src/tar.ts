@@ -138,27 +138,42 @@ export async function packLayout(dir: string, target: string, options: Operation
   }
 }
 
-/** Adds one entry to a pack stream, streaming the file at `path` into it with back-pressure. */
+/**
+ * Adds one entry to a pack stream, streaming the file at `path` into it with back-pressure. Fails,
+ * and destroys the entry, when the file cannot be read, the signal fires or the pack is destroyed.
+ */
 async function finishEntry(
   archive: ReturnType<typeof pack>,
   header: Partial<Header> & { name: string },
   path?: string,
   signal?: AbortSignal,
-) {
+): Promise<void> {
   let settle: (error?: Error | null) => void = () => {};
   const done = new Promise<void>((resolve, reject) => {
     settle = (error) => (error ? reject(error) : resolve());
   });
+  // The entry can fail while this function is awaiting something else (the pack destroyed under
+  // it): that rejection is awaited below, so it must not count as unhandled meanwhile.
+  done.catch(() => {});
   const sink = archive.entry(header, (error) => settle(error));
-  if (path) {
-    for await (const chunk of createReadStream(path, {
-      highWaterMark: 1 << 20,
-      ...(signal ? { signal } : {}),
-    })) {
-      if (!sink.write(chunk)) await once(sink, 'drain', signal ? { signal } : {});
+  // tar-stream reports a failed entry both to the callback and as an 'error' event on the sink; the
+  // callback is where it is handled, and an 'error' event without a listener would crash the process.
+  sink.on('error', () => {});
+  try {
+    if (path) {
+      for await (const chunk of createReadStream(path, {
+        highWaterMark: 1 << 20,
+        ...(signal ? { signal } : {}),
+      })) {
+        // `done` settles early only when the entry failed: then the drain would never come.
+        if (!sink.write(chunk)) await Promise.race([once(sink, 'drain', signal ? { signal } : {}), done]);
+      }
     }
+    sink.end(undefined);
+  } catch (error) {
+    sink.destroy(error as Error);
+    throw error;
   }
-  sink.end(undefined);
   await done;
 }
 
@@ -215,9 +230,11 @@ function paxRecords(data: Buffer): Map<string, string> {
 
 /**
  * Yields the entries of a tar file by reading headers only and seeking over data, so a question
- * about names and sizes never reads a blob. Throws on a header whose checksum is wrong.
+ * about names and sizes never reads a blob. Throws on a header whose checksum is wrong, and on an
+ * entry whose data runs past the end of the file (a truncated archive: sizes come from headers).
  */
 export async function* scanTar(handle: FileHandle): AsyncGenerator<TarHeader> {
+  const { size: fileSize } = await handle.stat();
   const block = Buffer.alloc(512);
   let offset = 0;
   let longName: string | undefined;
@@ -229,6 +246,13 @@ export async function* scanTar(handle: FileHandle): AsyncGenerator<TarHeader> {
     const type = block[156] === 0 ? '0' : String.fromCharCode(block[156]!);
     const headerSize = numeric(block, 124, 12);
     const dataOffset = offset + 512;
+    const checkComplete = (size: number) => {
+      if (dataOffset + size > fileSize) {
+        throw new Error(
+          `truncated tar: the entry at offset ${offset} has ${size} bytes, the file ends at ${fileSize}`,
+        );
+      }
+    };
     const readData = async (limit: number): Promise<Buffer> => {
       if (headerSize > limit)
         throw new Error(`tar metadata entry of ${headerSize} bytes at offset ${offset}`);
@@ -237,6 +261,7 @@ export async function* scanTar(handle: FileHandle): AsyncGenerator<TarHeader> {
       return data;
     };
     if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
+      checkComplete(headerSize);
       if (type === 'x') pax = paxRecords(await readData(1 << 20));
       if (type === 'L') longName = field(await readData(1 << 20), 0, headerSize);
       offset = dataOffset + Math.ceil(headerSize / 512) * 512;
@@ -244,6 +269,10 @@ export async function* scanTar(handle: FileHandle): AsyncGenerator<TarHeader> {
     }
     const paxSize = pax.get('size');
     const size = paxSize === undefined ? headerSize : Number(paxSize);
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new Error(`tar entry at offset ${offset} has an invalid size "${paxSize ?? headerSize}"`);
+    }
+    checkComplete(size);
     let name = field(block, 0, 100);
     // POSIX ustar splits long names into a prefix; GNU tar uses those bytes for other fields.
     if (block.subarray(257, 263).toString('latin1') === 'ustar\0') {

@@ -22,7 +22,7 @@ export function useTempDirs(): () => Promise<string> {
 }
 
 /** A tar (uncompressed) of path → content, built with tar-stream. */
-export async function makeTar(files: Record<string, string>): Promise<Buffer> {
+export async function makeTar(files: Record<string, string | Buffer>): Promise<Buffer> {
   const archive = pack();
   for (const [name, content] of Object.entries(files)) {
     archive.entry({ name, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0 }, Buffer.from(content));
