@@ -19,7 +19,10 @@ export async function writeOciImage(
 ): Promise<TestImage> {
   const image = await randomImage(options);
   const store = new MemoryStore('fixture');
-  await copyImage(newOciReference(layout, tag), store.add(tag, image), { policy });
+  // An uncompressed fixture stays uncompressed in the layout (skopeo's --dest-oci-accept-uncompressed-layers).
+  const destinationCtx =
+    options.compressed === false ? { transportOptions: { oci: { acceptUncompressedLayers: true } } } : {};
+  await copyImage(newOciReference(layout, tag), store.add(tag, image), { policy, destinationCtx });
   return image;
 }
 

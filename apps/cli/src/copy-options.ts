@@ -64,3 +64,18 @@ export function copyOptionsFromFlags(flags: CopyFlags, wiring: CopyWiring): Copy
   if (wiring.onEvent) options.onEvent = wiring.onEvent;
   return options;
 }
+
+/**
+ * The SystemContext of one side with the oci: transport's options (skopeo's `--shared-blob-dir` and
+ * `--dest-oci-accept-uncompressed-layers`) added under `transportOptions.oci`, when any is set.
+ */
+export function withOciOptions(
+  ctx: SystemContext,
+  oci: { sharedBlobDir?: string | undefined; acceptUncompressedLayers?: boolean | undefined },
+): SystemContext {
+  const options: { sharedBlobDir?: string; acceptUncompressedLayers?: boolean } = {};
+  if (oci.sharedBlobDir) options.sharedBlobDir = oci.sharedBlobDir;
+  if (oci.acceptUncompressedLayers) options.acceptUncompressedLayers = true;
+  if (Object.keys(options).length === 0) return { ...ctx };
+  return { ...ctx, transportOptions: { ...ctx.transportOptions, oci: options } };
+}

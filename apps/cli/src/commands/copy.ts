@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { type CopyResult, copyImage } from '@img/core';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, durationFlag, errorMessage } from '../base-command.js';
-import { copyOptionsFromFlags, manifestFormats, multiArchValues } from '../copy-options.js';
+import { copyOptionsFromFlags, manifestFormats, multiArchValues, withOciOptions } from '../copy-options.js';
 import { formatGoDuration } from '../duration.js';
 import { ProgressRenderer, progressFlagValues, resolveProgressMode } from '../progress.js';
 import { retryIfNecessary } from '../retry.js';
@@ -66,6 +66,17 @@ The trust policy (--policy, or the default policy.json) must accept the source i
       helpValue: 'oci|v2s1|v2s2',
     }),
     quiet: Flags.boolean({ char: 'q', description: 'Print nothing but errors.' }),
+    'src-shared-blob-dir': Flags.string({
+      description: "oci: source only: read blobs from this directory instead of the layout's blobs/.",
+      helpValue: 'DIR',
+    }),
+    'dest-shared-blob-dir': Flags.string({
+      description: "oci: destination only: store blobs in this directory instead of the layout's blobs/.",
+      helpValue: 'DIR',
+    }),
+    'dest-oci-accept-uncompressed-layers': Flags.boolean({
+      description: 'oci: destination only: keep uncompressed layers as they are instead of compressing them.',
+    }),
     digestfile: Flags.string({
       description: 'Write the digest of the written manifest to this file.',
       helpValue: 'PATH',
@@ -112,8 +123,11 @@ The trust policy (--policy, or the default policy.json) must accept the source i
       const progress = new ProgressRenderer({ mode, stderr: process.stderr, stdout: process.stdout });
       const options = copyOptionsFromFlags(flags, {
         policy,
-        sourceCtx: ctx,
-        destinationCtx: { ...ctx },
+        sourceCtx: withOciOptions(ctx, { sharedBlobDir: flags['src-shared-blob-dir'] }),
+        destinationCtx: withOciOptions(ctx, {
+          sharedBlobDir: flags['dest-shared-blob-dir'],
+          acceptUncompressedLayers: flags['dest-oci-accept-uncompressed-layers'],
+        }),
         signal: this.signal,
         onEvent: (event) => progress.onEvent(event),
       });

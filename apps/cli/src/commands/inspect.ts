@@ -1,6 +1,7 @@
 import { getImageConfig, inspectImage } from '@img/core';
 import { Args, Errors, Flags } from '@oclif/core';
 import { BaseCommand, durationFlag, errorMessage } from '../base-command.js';
+import { withOciOptions } from '../copy-options.js';
 import { formatGoDuration } from '../duration.js';
 import { isJsonFormat, parseGoTemplate } from '../go-template.js';
 import { formatOutput, inspectJsonView, inspectTemplateData } from '../inspect-output.js';
@@ -41,6 +42,10 @@ For a manifest list, Digest is the list's and the rest describes the image chose
   };
 
   static override flags = {
+    'shared-blob-dir': Flags.string({
+      description: "oci: only: read blobs from this directory instead of the layout's blobs/.",
+      helpValue: 'DIR',
+    }),
     raw: Flags.boolean({
       description: 'Print the manifest (with --config: the config blob) exactly as stored.',
     }),
@@ -71,7 +76,7 @@ For a manifest list, Digest is the list's and the rest describes the image chose
       throw new Errors.CLIError('--raw output does not support the --format option', { exit: 2 });
     }
     const ref = await this.parseImageName(this.args.image);
-    const ctx = this.systemContext();
+    const ctx = withOciOptions(this.systemContext(), { sharedBlobDir: flags['shared-blob-dir'] });
     const options = { ctx, signal: this.signal };
 
     // A template that cannot be parsed fails before the image is opened.
