@@ -30,7 +30,7 @@ export async function removeStaleTempFiles(dir: string): Promise<number> {
   }
   for (const name of names) {
     const pid = Number(tempName.exec(name)?.[1]);
-    if (!pid || isAlive(pid)) continue;
+    if (!pid || isProcessAlive(pid)) continue;
     await rm(join(dir, name), { force: true, recursive: true }).then(
       () => removed++,
       () => {},
@@ -39,7 +39,12 @@ export async function removeStaleTempFiles(dir: string): Promise<number> {
   return removed;
 }
 
-function isAlive(pid: number): boolean {
+/**
+ * Whether a process with this pid exists on this host (signal 0 sends nothing; EPERM means it exists
+ * under another user). A pid means nothing across hosts or PID namespaces: use it only for files
+ * this host's processes make.
+ */
+export function isProcessAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

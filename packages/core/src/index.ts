@@ -1,4 +1,10 @@
-export { copyBlobFile, removeStaleTempFiles, tempPathFor, writeBlobFile } from './blob-file.js';
+export {
+  copyBlobFile,
+  isProcessAlive,
+  removeStaleTempFiles,
+  tempPathFor,
+  writeBlobFile,
+} from './blob-file.js';
 export type { BlobInfoCache, BlobLocation, BlobReuseCandidate, CompressionName } from './blob-info-cache.js';
 export { noCache } from './blob-info-cache.js';
 export type { CopyOptions, CopyResult, ImageListSelection, PolicyChecker } from './copy/copy.js';

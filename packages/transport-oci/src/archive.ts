@@ -13,6 +13,7 @@ import {
   type ImageDestination,
   type ImageSource,
   InvalidLayoutError,
+  isProcessAlive,
   type LayerCompression,
   type ManifestPresence,
   ManifestUnknownError,
@@ -28,7 +29,6 @@ import {
 import { indexHasImage, OciImageDestination } from './destination.js';
 import { isImageComplete, isNotFound, type LayoutIndex, maxIndexSize, parseIndex } from './layout.js';
 import { ociOptions } from './options.js';
-import { isProcessAlive } from './process-alive.js';
 import type { OciArchiveReference } from './reference.js';
 import { OciImageSource } from './source.js';
 import { archiveBlobLookup, entryPath, extractArchive, packLayout, scanTar, type TarHeader } from './tar.js';

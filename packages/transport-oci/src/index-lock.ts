@@ -9,8 +9,7 @@
 import { type FileHandle, link, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ImgError, type OperationOptions, tempPathFor } from '@img/core';
-import { isProcessAlive } from './process-alive.js';
+import { ImgError, isProcessAlive, type OperationOptions, tempPathFor } from '@img/core';
 
 /** The name of the lock file, beside index.json. */
 export const indexLockName = 'index.json.lock';
