@@ -10,6 +10,8 @@ import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { formatGoDuration, parseGoDuration } from './duration.js';
 import { loadTransports } from './transports.js';
 
+/** The longest delay a Node timer can hold. */
+export const maxTimerMs = 2 ** 31 - 1;
 /** A flag taking a Go duration (`30s`, `1m30s`), parsed to milliseconds. */
 export const durationFlag = Flags.custom<number>({
   helpValue: 'DURATION',
@@ -129,7 +131,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.args = args as CommandArgs<T>;
     const timeout = this.flags['command-timeout'];
     const signals = [this.interrupt.signal];
-    if (timeout) {
+    // Node's timers hold at most 2^31-1 ms (~24.8 days); a longer deadline (Go allows ~290 years,
+    // and scripts write 9999h for "none") sets no timer rather than one that fires at once.
+    if (timeout && timeout <= maxTimerMs) {
       this.timeoutSignal = AbortSignal.timeout(Math.ceil(timeout));
       signals.push(this.timeoutSignal);
     }

@@ -117,6 +117,15 @@ describe('renderGoTemplate', () => {
 });
 
 describe('renderUserTemplate', () => {
+  it('adds a newline when the format does not end with one, whatever the output ends with (as skopeo)', () => {
+    expect(renderUserTemplate('{{range .Layers}}{{println .}}{{end}}', { Layers: ['a', 'b'] })).toBe('a\nb\n\n');
+    expect(renderUserTemplate('{{.Os}}\n', output())).toBe('linux\n');
+  });
+
+  it('drops a leading "table " as skopeo does', () => {
+    expect(renderUserTemplate('table {{.Os}}', output())).toBe('linux\n');
+  });
+
   it('turns typed \\t and \\n into tab and newline and ends with one newline', () => {
     expect(renderUserTemplate('{{.Os}}\\t{{.Architecture}}', output())).toBe('linux\tarm64\n');
     expect(renderUserTemplate('{{.Os}}\\n', output())).toBe('linux\n');

@@ -680,6 +680,9 @@ export function isJsonFormat(format: string): boolean {
  */
 export function renderUserTemplate(format: string, data: unknown): string {
   const normalized = format.replaceAll('\\t', '\t').replaceAll('\\n', '\n');
-  const text = renderGoTemplate(normalized, data);
-  return text.endsWith('\n') ? text : `${text}\n`;
+  // skopeo (containers/common's report package) drops a leading "table " and adds a newline when
+  // the format itself does not end with one, whatever the output ends with.
+  const body = normalized.startsWith('table ') ? normalized.slice('table '.length) : normalized;
+  const text = renderGoTemplate(body, data);
+  return body.endsWith('\n') ? text : `${text}\n`;
 }

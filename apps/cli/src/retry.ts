@@ -1,37 +1,41 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
- * Error codes that another attempt cannot change: the input is wrong, the policy says no, the
- * bytes are not what they claim, the image is not there, or the user gave up.
+ * What another attempt may fix, as containers/common's retry.IfNecessary decides for skopeo: network
+ * failures that pass (resets, refusals, timeouts, name look-ups), undici's socket errors, and
+ * registry answers that say "later" (408, 429, 5xx). Everything else is permanent, local file
+ * errors and img's typed errors included, so a bad input fails at once instead of being retried.
  */
-const permanentCodes = new Set([
-  'IMG_INVALID_REFERENCE',
-  'IMG_UNKNOWN_TRANSPORT',
-  'IMG_POLICY_REJECTED',
-  'IMG_INVALID_POLICY',
-  'IMG_DIGEST_MISMATCH',
-  'IMG_SIZE_MISMATCH',
-  'IMG_INVALID_DIGEST',
-  'IMG_MANIFEST_UNKNOWN',
-  'IMG_INVALID_MANIFEST',
-  'IMG_UNSUPPORTED_MEDIA_TYPE',
-  'IMG_MANIFEST_CONVERSION',
-  'IMG_NO_MATCHING_PLATFORM',
-  'IMG_NOT_SUPPORTED',
-  'IMG_INVALID_LAYOUT',
-  'IMG_TRANSPORT_CONFLICT',
-  'IMG_TOO_LARGE',
-  'IMG_ABORTED',
-  'IMG_UNAUTHORIZED',
-  'IMG_DENIED',
+const transientErrnos = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
 ]);
 
-/** Whether retrying after this error could help: not for the permanent failures above, nor after an abort. */
+/** Whether retrying after this error could help; see {@link transientErrnos}. Never after an abort. */
 export function isRetryable(error: unknown): boolean {
-  if (typeof error !== 'object' || error === null) return true;
-  const { code, name } = error as { code?: unknown; name?: unknown };
-  if (name === 'AbortError' || name === 'TimeoutError') return false;
-  return !(typeof code === 'string' && permanentCodes.has(code));
+  for (let e: unknown = error, depth = 0; typeof e === 'object' && e !== null && depth < 8; depth++) {
+    const { code, name, status, statusCode } = e as {
+      code?: unknown;
+      name?: unknown;
+      status?: unknown;
+      statusCode?: unknown;
+    };
+    if (name === 'AbortError' || name === 'TimeoutError' || code === 'IMG_ABORTED') return false;
+    if (typeof code === 'string' && (transientErrnos.has(code) || code.startsWith('UND_ERR_'))) return true;
+    const http =
+      typeof status === 'number' ? status : typeof statusCode === 'number' ? statusCode : undefined;
+    if (http !== undefined && (http === 408 || http === 429 || http >= 500)) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** Options of {@link retryIfNecessary}. */
@@ -61,7 +65,11 @@ export async function retryIfNecessary<T>(operation: () => Promise<T>, options: 
     } catch (error) {
       if (attempt >= options.times || !isRetryable(error) || options.signal?.aborted) throw error;
       const base = options.delayMs ?? 2 ** attempt * 1000;
-      const delay = options.delayMs === undefined ? Math.round(base * (1 + random() * 0.1)) : base;
+      // A Node timer holds at most 2^31-1 ms; a longer delay waits that long rather than not at all.
+      const delay = Math.min(
+        options.delayMs === undefined ? Math.round(base * (1 + random() * 0.1)) : base,
+        2 ** 31 - 1,
+      );
       options.onRetry?.(error, attempt + 1, delay);
       await wait(delay, options.signal);
     }

@@ -63,7 +63,7 @@ The trust policy (--policy, or the default policy.json) must accept the source i
       char: 'f',
       description: 'Write manifests of this type (converting if needed).',
       options: Object.keys(manifestFormats),
-      helpValue: 'oci|v2s1|v2s2',
+      helpValue: 'oci|v2s2',
     }),
     quiet: Flags.boolean({ char: 'q', description: 'Print nothing but errors.' }),
     'src-shared-blob-dir': Flags.string({
