@@ -118,7 +118,9 @@ describe('renderGoTemplate', () => {
 
 describe('renderUserTemplate', () => {
   it('adds a newline when the format does not end with one, whatever the output ends with (as skopeo)', () => {
-    expect(renderUserTemplate('{{range .Layers}}{{println .}}{{end}}', { Layers: ['a', 'b'] })).toBe('a\nb\n\n');
+    expect(renderUserTemplate('{{range .Layers}}{{println .}}{{end}}', { Layers: ['a', 'b'] })).toBe(
+      'a\nb\n\n',
+    );
     expect(renderUserTemplate('{{.Os}}\n', output())).toBe('linux\n');
   });
 
