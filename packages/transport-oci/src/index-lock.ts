@@ -120,6 +120,50 @@ export async function withIndexLock<T>(
   options: OperationOptions & { timeout?: number } = {},
 ): Promise<T> {
   const path = join(root, indexLockName);
+  // Holders in this process queue here first, one at a time per lock file: only holders of other
+  // processes then contend for the file, so the stale-lock takeover never races a holder of ours.
+  const previous = inProcess.get(path) ?? Promise.resolve();
+  let release!: () => void;
+  const mine = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const tail = previous.then(() => mine);
+  inProcess.set(path, tail);
+  try {
+    await abortable(previous, options.signal);
+    return await holdLockFile(path, root, action, options);
+  } finally {
+    release();
+    if (inProcess.get(path) === tail) inProcess.delete(path);
+  }
+}
+
+/** The tail of the queue of this process's holders, per lock file. */
+const inProcess = new Map<string, Promise<void>>();
+
+/** Waits for `promise`, or rejects with the signal's reason when it fires first. */
+async function abortable(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return promise;
+  signal.throwIfAborted();
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    await Promise.race([promise, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Takes the lock file itself (see withIndexLock), runs `action`, and releases it. */
+async function holdLockFile<T>(
+  path: string,
+  root: string,
+  action: () => Promise<T>,
+  options: OperationOptions & { timeout?: number },
+): Promise<T> {
   const token = Symbol(path);
   const deadline = Date.now() + (options.timeout ?? defaultTimeout);
   let delay = 5;
