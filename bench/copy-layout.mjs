@@ -156,47 +156,19 @@ await makeImage(src);
 const clean = () => rm(out, { recursive: true, force: true });
 const noop = async () => {};
 
+const scenarios = [
+  ['oci → oci (new)', clean, ['copy', '--quiet', `oci:${src}:bench`, `oci:${out}:bench`]],
+  ['oci → oci (again)', noop, ['copy', '--quiet', `oci:${src}:bench`, `oci:${out}:bench`]],
+  ['oci → dir (new)', clean, ['copy', '--quiet', `oci:${src}:bench`, `dir:${out}`]],
+  ['oci → dir (again)', noop, ['copy', '--quiet', `oci:${src}:bench`, `dir:${out}`]],
+  ['inspect oci:', noop, ['inspect', `oci:${src}:bench`]],
+];
 const rows = [];
 const tools = hasSkopeo ? ['img', 'skopeo'] : ['img'];
 for (const tool of runs > 0 ? tools : []) {
-  const quiet = tool === 'img' ? ['--quiet'] : ['--quiet'];
-  rows.push(
-    await scenario('oci → oci (new)', tool, clean, [
-      '--insecure-policy',
-      'copy',
-      ...quiet,
-      `oci:${src}:bench`,
-      `oci:${out}:bench`,
-    ]),
-  );
-  rows.push(
-    await scenario('oci → oci (again)', tool, noop, [
-      '--insecure-policy',
-      'copy',
-      ...quiet,
-      `oci:${src}:bench`,
-      `oci:${out}:bench`,
-    ]),
-  );
-  rows.push(
-    await scenario('oci → dir (new)', tool, clean, [
-      '--insecure-policy',
-      'copy',
-      ...quiet,
-      `oci:${src}:bench`,
-      `dir:${out}`,
-    ]),
-  );
-  rows.push(
-    await scenario('oci → dir (again)', tool, noop, [
-      '--insecure-policy',
-      'copy',
-      ...quiet,
-      `oci:${src}:bench`,
-      `dir:${out}`,
-    ]),
-  );
-  rows.push(await scenario('inspect oci:', tool, noop, ['inspect', `oci:${src}:bench`]));
+  for (const [name, prepare, args] of scenarios) {
+    rows.push(await scenario(name, tool, prepare, ['--insecure-policy', ...args]));
+  }
 }
 await clean();
 

@@ -20,6 +20,7 @@ import {
   layerMediaType,
   type ManifestList,
   manifestDigest,
+  matchesDigest,
   parseImageManifest,
   parseManifestList,
   schema1ToConfig,
@@ -112,9 +113,7 @@ export async function copyImage(
   try {
     const top = await src.getManifest(undefined, { signal });
     const expected = src.reference.dockerReference?.digest;
-    if (expected && !matches(top.bytes, expected)) {
-      throw new DigestMismatchError(expected, manifestDigest(top.bytes), 'manifest');
-    }
+    if (expected) verifyManifest(top, expected);
     await options.policy.isRunningImageAllowed(src, top);
     const dest = wrapDestination(await destRef.newImageDestination(options.destinationCtx ?? {}, { signal }));
     try {
@@ -175,9 +174,7 @@ class Copier {
       if (selection === 'system') {
         const instance = chooseInstance(list, this.options.sourceCtx);
         const raw = await this.src.getManifest(instance.digest, { signal });
-        if (!matches(raw.bytes, instance.digest)) {
-          throw new DigestMismatchError(instance.digest, manifestDigest(raw.bytes), 'manifest');
-        }
+        verifyManifest(raw, instance.digest);
         result = await this.copySingle(raw, instance.digest, undefined);
       } else {
         result = await this.copyList(top, list, selection);
@@ -287,9 +284,7 @@ class Copier {
     if (selection === 'all') {
       for (const instance of list.manifests) {
         const raw = await this.src.getManifest(instance.digest, { signal });
-        if (!matches(raw.bytes, instance.digest)) {
-          throw new DigestMismatchError(instance.digest, manifestDigest(raw.bytes), 'manifest');
-        }
+        verifyManifest(raw, instance.digest);
         const written = await this.copySingle(raw, instance.digest, instance.digest);
         if (written.digest !== instance.digest) {
           updates.set(instance.digest, {
@@ -741,11 +736,10 @@ interface CopiedLayer {
   emptyLayer: boolean;
 }
 
-function matches(bytes: Uint8Array, digest: Digest): boolean {
-  try {
-    return manifestDigest(bytes, digest.startsWith('sha512:') ? 'sha512' : 'sha256') === digest;
-  } catch {
-    return false;
+/** Throws DigestMismatchError unless the manifest has the digest it was asked for by. */
+function verifyManifest(raw: RawManifest, digest: Digest): void {
+  if (!matchesDigest(raw.bytes, digest)) {
+    throw new DigestMismatchError(digest, manifestDigest(raw.bytes), 'manifest');
   }
 }
 
