@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_debs=(skopeo umoci gnupg)
+# docker-registry, docker.io and podman are the real servers and peers the tests start; openssl makes their TLS certificates.
+want_debs=(skopeo umoci gnupg openssl docker-registry docker.io podman)
 missing=()
 for pkg in "${want_debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -212,3 +212,81 @@ export class AbortedError extends ImgError {
     super('operation aborted', options);
   }
 }
+
+/** One error entry of a registry's JSON error body (`{"errors": [{"code", "message"}]}`). */
+export interface RegistryErrorDetail {
+  code: string;
+  message?: string;
+}
+
+/** What a failed registry (or daemon) HTTP request leaves for its error: never a credential or a query string. */
+export interface HttpFailure {
+  method: string;
+  /** The URL without userinfo and without query. */
+  url: string;
+  status: number;
+  /** The error codes from the response body, when it had the registry's error shape. */
+  errors?: readonly RegistryErrorDetail[];
+}
+
+function describeFailure(failure: HttpFailure): string {
+  const codes = (failure.errors ?? [])
+    .map((e) => (e.message ? `${e.code}: ${e.message}` : e.code))
+    .join('; ');
+  return `${failure.method} ${failure.url}: HTTP ${failure.status}${codes ? ` (${codes})` : ''}`;
+}
+
+/**
+ * A request a server refused or could not answer (go-containerregistry's transport.Error): the
+ * method, the redacted URL, the status and the registry's error codes.
+ */
+export class RegistryError extends ImgError {
+  static override readonly code: string = 'IMG_REGISTRY';
+  readonly method: string;
+  readonly url: string;
+  readonly status: number;
+  readonly errors: readonly RegistryErrorDetail[];
+  constructor(failure: HttpFailure, message?: string, options?: ErrorOptions) {
+    super(message ?? describeFailure(failure), options);
+    this.method = failure.method;
+    this.url = failure.url;
+    this.status = failure.status;
+    this.errors = failure.errors ?? [];
+  }
+}
+
+/**
+ * The server rejected the credentials, or asked for some and none were given (HTTP 401, or 403
+ * with DENIED). `host` and `repository` say where; the credentials are never part of the message.
+ */
+export class UnauthorizedError extends RegistryError {
+  static override readonly code: string = 'IMG_UNAUTHORIZED';
+  constructor(
+    readonly host: string,
+    readonly repository: string | undefined,
+    failure: HttpFailure,
+    readonly hadCredentials: boolean,
+    options?: ErrorOptions,
+  ) {
+    const what = repository ? ` for ${repository}` : '';
+    super(
+      failure,
+      hadCredentials
+        ? `unauthorized: ${host} rejected the credentials${what} (HTTP ${failure.status})`
+        : `unauthorized: ${host} requires authentication${what} (HTTP ${failure.status}); log in with "img login ${host}" or pass --creds`,
+      options,
+    );
+  }
+}
+
+/** A registry or daemon is unreachable or refused the TLS handshake; `host` is where. */
+export class ConnectionError extends ImgError {
+  static override readonly code: string = 'IMG_CONNECTION';
+  constructor(
+    readonly host: string,
+    reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(`cannot reach ${host}: ${reason}`, options);
+  }
+}

@@ -22,9 +22,11 @@ export {
   parseDigest,
   verifyBytes,
 } from './digest.js';
+export type { HttpFailure, RegistryErrorDetail } from './errors.js';
 export {
   AbortedError,
   BlobUnknownError,
+  ConnectionError,
   DigestMismatchError,
   ImgError,
   InvalidDigestError,
@@ -38,9 +40,11 @@ export {
   NoMatchingPlatformError,
   NotSupportedError,
   PolicyRejectedError,
+  RegistryError,
   SizeMismatchError,
   TooLargeError,
   TransportConflictError,
+  UnauthorizedError,
   UnknownTransportError,
   UnsupportedMediaTypeError,
 } from './errors.js';
