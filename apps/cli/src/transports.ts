@@ -6,6 +6,9 @@ import type {} from './types/hooks.js';
 const builtins: ReadonlyArray<[name: string, load: () => Promise<unknown>]> = [
   ['@img/transport-dir', () => import('@img/transport-dir')],
   ['@img/transport-oci', () => import('@img/transport-oci')],
+  ['@img/transport-docker', () => import('@img/transport-docker')],
+  ['@img/transport-daemon', () => import('@img/transport-daemon')],
+  ['@img/transport-storage', () => import('@img/transport-storage')],
 ];
 
 /** How long plugin hooks may take, together, before the host gives up on them. */
