@@ -67,6 +67,7 @@ export type {
   Platform,
   PutBlobOptions,
   RawManifest,
+  ReusedBlob,
   Signature,
   SystemContext,
   Transport,

@@ -163,6 +163,15 @@ export interface TryReusingBlobOptions extends OperationOptions {
   layerIndex?: number;
 }
 
+/**
+ * What tryReusingBlob found: the blob to put in the manifest and, where the destination knows, how it
+ * got there: it was already `present`, it was `mounted` from another repository of the same
+ * registry, or a `substituted` blob with the same content in another compression was used.
+ */
+export interface ReusedBlob extends BlobInfo {
+  how?: 'present' | 'mounted' | 'substituted';
+}
+
 /** What a destination already holds of an image, as answered by `alreadyContainsManifest`. */
 export interface ManifestPresence {
   /** The manifest (with every blob it needs) is present and visible under this reference. */
@@ -199,7 +208,7 @@ export interface ImageDestination {
    * moving its bytes; returns what to put in the manifest for it, or undefined. Errors only on
    * unexpected failures.
    */
-  tryReusingBlob(info: BlobInfo, options?: TryReusingBlobOptions): Promise<BlobInfo | undefined>;
+  tryReusingBlob(info: BlobInfo, options?: TryReusingBlobOptions): Promise<ReusedBlob | undefined>;
   /**
    * Stores the manifest: the image's (or, with `instanceDigest`, one instance of the list that will be
    * put last without it). MUST throw ManifestTypeRejectedError when the type is refused but another
