@@ -70,5 +70,12 @@ describe('img CLI smoke test (sources through tsx)', () => {
     const result = await img('inspect');
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('Missing 1 required arg');
+    expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+  });
+
+  it('prints one line and exits 2 on an unknown flag', async () => {
+    const result = await img('copy', '--bogus', 'dir:/a', 'dir:/b');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe('Error: Nonexistent flag: --bogus (see "img copy --help")\n');
   });
 });

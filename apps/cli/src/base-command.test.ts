@@ -1,6 +1,7 @@
 import { ManifestUnknownError } from '@img/core';
+import { Errors } from '@oclif/core';
 import { describe, expect, it } from 'vitest';
-import { describeError, errorMessage, redactCredentials } from './base-command.js';
+import { describeError, errorMessage, redactCredentials, usageErrorLine } from './base-command.js';
 
 describe('redactCredentials', () => {
   it('removes user info from URLs, authorization values and token parameters', () => {
@@ -36,5 +37,26 @@ describe('describeError', () => {
     const text = describeError(new AggregateError([new Error('a'), new Error('b')], 'both failed'));
     expect(text).toContain('Including: Error: a');
     expect(text).toContain('Including: Error: b');
+  });
+});
+
+describe('usageErrorLine', () => {
+  it('keeps the first line of a parse error and names the missing arguments', () => {
+    const error = Object.assign(
+      new Errors.CLIError('Missing 2 required args:\nsource  The image\nSee more help with --help', {
+        exit: 2,
+      }),
+      { args: [{ name: 'source' }, { name: 'destination' }] },
+    );
+    expect(usageErrorLine(error, 'img', 'copy')).toBe(
+      'Missing 2 required args: source, destination (see "img copy --help")',
+    );
+  });
+
+  it('points at the command help of a nested command', () => {
+    const error = new Errors.CLIError('Nonexistent flag: --bogus\nSee more help with --help', { exit: 2 });
+    expect(usageErrorLine(error, 'img', 'plugins:install')).toBe(
+      'Nonexistent flag: --bogus (see "img plugins install --help")',
+    );
   });
 });

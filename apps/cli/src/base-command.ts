@@ -169,9 +169,15 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   override async catch(error: Interfaces.CommandError): Promise<unknown> {
-    // this.exit() and oclif's usage errors (exit 2, with a hint to --help) stay oclif's to print.
+    // this.exit() stays oclif's; its parser's usage errors become one line and exit 2.
     if (error instanceof Errors.ExitError) throw error;
-    if (error instanceof Errors.CLIError && error.oclif?.exit === 2) return super.catch(error);
+    if (error instanceof Errors.CLIError && error.oclif?.exit === 2) {
+      process.stderr.write(`Error: ${usageErrorLine(error, this.config.bin, this.id)}\n`);
+      // The parse did run (and failed): without this, oclif's development mode warns that it did not.
+      this.parsed = true;
+      process.exitCode = 2;
+      return undefined;
+    }
     const debug = this.flags?.debug ?? this.argv.includes('--debug');
     let message = errorMessage(error);
     let exitCode = 1;
@@ -191,6 +197,22 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     process.removeListener('SIGINT', this.onSigint);
     return super.finally(error);
   }
+}
+
+/**
+ * One line for an oclif usage error: its first line (oclif appends the argument list and a hint on
+ * more lines, and prints the whole help for some), the names of missing arguments, and where help is.
+ */
+export function usageErrorLine(error: Error, bin: string, commandId: string | undefined): string {
+  const [first = error.message] = error.message.split('\n');
+  let line = first.replace(/:$/, '');
+  const args = (error as { args?: unknown }).args;
+  if (line.startsWith('Missing') && Array.isArray(args)) {
+    const names = args.map((a: { name?: string }) => a.name).filter(Boolean);
+    if (names.length > 0) line += `: ${names.join(', ')}`;
+  }
+  const help = commandId ? `${bin} ${commandId.replaceAll(':', ' ')} --help` : `${bin} --help`;
+  return `${line} (see "${help}")`;
 }
 
 /** The SystemContext the global flags describe (the same for both sides of a copy, as in skopeo). */
