@@ -1,0 +1,177 @@
+// Benchmarks img against skopeo against the real registry (Debian's docker-registry) on loopback,
+// in the same run, through a counting proxy: a push from an OCI layout, the same push again (the
+// image is present), a pull into an OCI layout, and a copy between two repositories of the
+// registry with a cold cache. Wall time is the median of --runs runs; peak RSS comes from GNU time;
+// requests and blob bytes are what the proxy saw for the last run.
+//
+//   pnpm build && node bench/registry.mjs [--size-mib 1024] [--layers 8] [--runs 3] [--tools img,skopeo] [--work DIR]
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { hasSkopeo, makeImage, median, timed } from './lib.mjs';
+
+const root = new URL('..', import.meta.url).pathname;
+// The servers come from the test helpers' build (packages/testing/dist), as the tests use them.
+const { startFaultProxy, startRegistry } = await import(join(root, 'packages/testing/dist/index.js'));
+
+const { values } = parseArgs({
+  options: {
+    'size-mib': { type: 'string', default: '1024' },
+    layers: { type: 'string', default: '8' },
+    runs: { type: 'string', default: '3' },
+    work: { type: 'string' },
+    tools: { type: 'string', default: hasSkopeo ? 'img,skopeo' : 'img' },
+  },
+});
+const sizeMiB = Number(values['size-mib']);
+const layerCount = Number(values.layers);
+const runs = Number(values.runs);
+const imgBin = join(root, 'apps/cli/bin/run.js');
+const work = values.work ?? (await mkdtemp(join(tmpdir(), 'img-bench-registry-')));
+
+await rm(work, { recursive: true, force: true });
+await mkdir(work, { recursive: true });
+const src = join(work, 'src');
+console.error(`bench: building a ${sizeMiB} MiB image in ${layerCount} layers at ${src}`);
+await makeImage(src, { sizeMiB, layerCount });
+
+const registry = await startRegistry();
+const proxy = await startFaultProxy({ target: registry.url });
+const via = proxy.host;
+let serial = 0;
+
+// skopeo run as root keeps its blob-info cache in /var/lib/containers/cache whatever HOME says: the
+// bench moves that file aside while it runs (and puts it back at the end), so every skopeo run
+// starts cold, as every img run does with its fresh HOME.
+const skopeoRootCache = '/var/lib/containers/cache/blob-info-cache-v1.boltdb';
+const skopeoCacheBackup = `${skopeoRootCache}.img-bench-backup`;
+const isRoot = process.getuid?.() === 0;
+if (isRoot && existsSync(skopeoRootCache) && !existsSync(skopeoCacheBackup))
+  await rename(skopeoRootCache, skopeoCacheBackup);
+async function restoreSkopeoCache() {
+  if (!isRoot || !existsSync(skopeoCacheBackup)) return;
+  await rm(skopeoRootCache, { force: true });
+  await rename(skopeoCacheBackup, skopeoRootCache);
+}
+
+/** A fresh HOME (and so a cold blob-info cache, for img and skopeo alike) for one command. */
+async function freshEnv() {
+  if (isRoot) await rm(skopeoRootCache, { force: true });
+  const home = join(work, `home-${++serial}`);
+  await mkdir(home, { recursive: true });
+  return {
+    ...process.env,
+    HOME: home,
+    XDG_DATA_HOME: join(home, '.local/share'),
+    XDG_CONFIG_HOME: join(home, '.config'),
+    XDG_RUNTIME_DIR: join(home, 'run'),
+    IMG_DATA_DIR: join(home, 'img'),
+  };
+}
+
+const toolArgs = {
+  img: (args) => [process.execPath, [imgBin, '--insecure-policy', ...args]],
+  skopeo: (args) => ['/usr/bin/skopeo', ['--insecure-policy', ...args]],
+};
+
+/** Runs one scenario `runs` times for a tool; `setup(i)` returns the copy arguments of run i. */
+async function scenario(name, tool, setup) {
+  const samples = [];
+  let traffic;
+  for (let i = 0; i < runs; i++) {
+    const args = await setup(i);
+    execFileSync('sync');
+    await proxy.settled();
+    proxy.reset();
+    const [cmd, argv] = toolArgs[tool](['copy', '--retry-times', '0', ...args]);
+    samples.push(await timed(cmd, argv, { env: await freshEnv() }));
+    await proxy.settled();
+    traffic = {
+      requests: proxy.count(),
+      up: proxy.blobBytesUp,
+      down: proxy.blobBytesDown,
+    };
+  }
+  return {
+    name,
+    tool,
+    wall: median(samples.map((s) => s.wall)),
+    rssMiB: Math.max(...samples.map((s) => s.rssMiB)),
+    ...traffic,
+  };
+}
+
+const tls = ['--src-tls-verify=false', '--dest-tls-verify=false'];
+const out = join(work, 'out');
+// The image every pull and mount starts from, pushed once by skopeo (the reference implementation).
+execFileSync(
+  '/usr/bin/skopeo',
+  [
+    '--insecure-policy',
+    'copy',
+    '--dest-tls-verify=false',
+    `oci:${src}:bench`,
+    `docker://${registry.host}/bench/source:v1`,
+  ],
+  { env: await freshEnv() },
+);
+
+const tools = values.tools.split(',');
+const rows = [];
+for (const tool of tools) {
+  rows.push(
+    await scenario('push oci → registry (new repository)', tool, async (i) => [
+      ...tls,
+      `oci:${src}:bench`,
+      `docker://${via}/bench/${tool}-push-${i}:v1`,
+    ]),
+  );
+  rows.push(
+    await scenario('push again (image present)', tool, async () => [
+      ...tls,
+      `oci:${src}:bench`,
+      `docker://${via}/bench/${tool}-push-0:v1`,
+    ]),
+  );
+  rows.push(
+    await scenario('pull registry → oci (new layout)', tool, async () => {
+      await rm(out, { recursive: true, force: true });
+      return [...tls, `docker://${via}/bench/source:v1`, `oci:${out}:bench`];
+    }),
+  );
+  rows.push(
+    await scenario('registry → other repository, cold cache', tool, async (i) => [
+      ...tls,
+      `docker://${via}/bench/source:v1`,
+      `docker://${via}/bench/${tool}-mount-${i}:v1`,
+    ]),
+  );
+}
+
+await proxy.close();
+await registry.stop();
+await restoreSkopeoCache();
+if (!values.work) await rm(work, { recursive: true, force: true });
+
+const mib = (n) => (n / 1048576).toFixed(1);
+console.log(
+  `\n${sizeMiB} MiB, ${layerCount} layers, median of ${runs} runs, node ${process.version}${hasSkopeo ? `, ${execFileSync('/usr/bin/skopeo', ['--version']).toString().trim()}` : ''}; requests and blob MiB (up/down) through the proxy, last run\n`,
+);
+console.log(
+  '| scenario | img wall s | img RSS MiB | img requests | img blob MiB up/down | skopeo wall s | skopeo RSS MiB | skopeo requests | skopeo blob MiB up/down | img / skopeo |',
+);
+console.log('|---|---|---|---|---|---|---|---|---|---|');
+for (const name of new Set(rows.map((x) => x.name))) {
+  const r = rows.find((x) => x.tool === 'img' && x.name === name);
+  const s = rows.find((x) => x.tool === 'skopeo' && x.name === name);
+  const cells = (x) =>
+    x
+      ? [x.wall.toFixed(2), x.rssMiB.toFixed(0), x.requests, `${mib(x.up)}/${mib(x.down)}`]
+      : ['-', '-', '-', '-'];
+  console.log(
+    `| ${name} | ${cells(r).join(' | ')} | ${cells(s).join(' | ')} | ${r && s ? (r.wall / s.wall).toFixed(2) : '-'} |`,
+  );
+}
