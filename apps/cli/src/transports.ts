@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+import * as core from '@img/core';
 import { ImgError, registerTransport, type Transport, transportApiVersion, transports } from '@img/core';
 import type { Config, Hook } from '@oclif/core';
 import type {} from './types/hooks.js';
@@ -11,7 +13,15 @@ const builtins: ReadonlyArray<[name: string, load: () => Promise<unknown>]> = [
   ['@img/transport-storage', () => import('@img/transport-storage')],
 ];
 
-/** How long plugin hooks may take, together, before the host gives up on them. */
+/**
+ * The transport contract versions whose plugins this img loads. Optional capabilities are added
+ * without a new version (the engine fills in defaults for what a transport lacks), so a plugin
+ * written for version 1 keeps working; only a change to a required member makes a version 2, and
+ * then this list keeps 1 for as long as the engine can adapt it.
+ */
+export const supportedApiVersions: readonly number[] = [transportApiVersion];
+
+/** How long each plugin's hook may take before the host gives up on it. */
 const hookTimeoutMs = 10_000;
 
 /** Receives one line per plugin that could not be loaded. */
@@ -21,27 +31,45 @@ const stderrWarn: WarnFn = (message) => {
   process.stderr.write(`Warning: ${message}\n`);
 };
 
+/** Where a registered transport came from, for `img transports`. */
+export interface TransportOrigin {
+  /** `built-in`: a package img depends on; `plugin`: an oclif plugin (installed, linked or bundled). */
+  kind: 'built-in' | 'plugin';
+  /** The npm package that provides it. */
+  package: string;
+  version?: string | undefined;
+  /** For plugins, oclif's plugin type: `user` (installed), `link`, `core`. */
+  pluginType?: string | undefined;
+}
+
+const origins = new Map<string, TransportOrigin>();
+
+/** Where the transport registered under `name` came from, when this CLI loaded it. */
+export function transportOrigin(name: string): TransportOrigin | undefined {
+  return origins.get(name);
+}
+
 let loading: Promise<void> | undefined;
 
 /**
  * Makes every transport available to parseImageName, once per process: imports the built-in
  * transport packages first (so a plugin can never take their names), then runs the
- * `img:transports` hook of the installed plugins and registers what they return. A plugin that
- * fails, targets another contract version or takes a used name costs one warning line, never the
- * other transports.
+ * `img:transports` hook of the installed plugins, handing them this img's @img/core, and registers
+ * what they return. A plugin that fails, targets another contract version or takes a used name
+ * costs one warning line, never the other transports.
  */
 export function loadTransports(config: Pick<Config, 'runHook'>, warn: WarnFn = stderrWarn): Promise<void> {
   loading ??= (async () => {
     for (const [name, load] of builtins) {
       try {
-        await load();
+        recordBuiltinOrigins(name, await load());
       } catch (error) {
         warn(`built-in transport package ${name} failed to load: ${messageOf(error)}`);
       }
     }
     const result = await config.runHook(
       'img:transports',
-      { apiVersion: transportApiVersion },
+      { apiVersion: transportApiVersion, core },
       hookTimeoutMs,
       true,
     );
@@ -53,6 +81,23 @@ export function loadTransports(config: Pick<Config, 'runHook'>, warn: WarnFn = s
 /** Forgets that transports were loaded, so tests can load them again. */
 export function resetLoadedTransports(): void {
   loading = undefined;
+  origins.clear();
+}
+
+/** Attributes to a built-in package the registered transports that its module exports. */
+function recordBuiltinOrigins(packageName: string, module: unknown): void {
+  if (typeof module !== 'object' || module === null) return;
+  let version: string | undefined;
+  try {
+    version = (createRequire(import.meta.url)(`${packageName}/package.json`) as { version?: string }).version;
+  } catch {
+    version = undefined;
+  }
+  for (const value of Object.values(module)) {
+    if (isTransport(value) && transports.get(value.name) === value && !origins.has(value.name)) {
+      origins.set(value.name, { kind: 'built-in', package: packageName, version });
+    }
+  }
 }
 
 function messageOf(error: unknown): string {
@@ -66,56 +111,71 @@ function isTransport(value: unknown): value is Transport {
   return typeof t.name === 'string' && typeof t.parseReference === 'function';
 }
 
+type HookPlugin = Hook.Result<unknown>['successes'][number]['plugin'];
+
 /** The contract version a plugin declares in its package.json (`"img": {"apiVersion": 1}`). */
-function declaredApiVersion(plugin: { pjson?: unknown }): unknown {
+function declaredApiVersion(plugin: HookPlugin): unknown {
   const img = (plugin.pjson as { img?: { apiVersion?: unknown } } | undefined)?.img;
   return img?.apiVersion;
 }
 
+/** `name@version` of a plugin, as warnings name it. */
+function pluginLabel(plugin: HookPlugin): string {
+  return plugin.version ? `${plugin.name}@${plugin.version}` : plugin.name;
+}
+
 /**
  * Registers the transports that plugin hooks returned. Skips, with one warning each: a hook that
- * failed or timed out, a plugin declaring another `img.apiVersion` than this img's, something
- * that is not a transport, and a transport whose name is taken (built-ins and earlier plugins win).
+ * failed or timed out, a plugin declaring an `img.apiVersion` this img does not support, something
+ * that is not a list of transports, and a transport whose name is taken (built-ins and earlier
+ * plugins win).
  */
 export function registerPluginTransports(result: Hook.Result<readonly Transport[]>, warn: WarnFn): void {
   for (const { plugin, error } of result.failures) {
-    warn(`plugin ${plugin.name}: its img:transports hook failed: ${messageOf(error)}`);
+    warn(`plugin ${pluginLabel(plugin)}: its img:transports hook failed: ${messageOf(error)}`);
   }
   for (const { plugin, result: returned } of result.successes) {
+    const label = pluginLabel(plugin);
     const version = declaredApiVersion(plugin);
-    if (version !== transportApiVersion) {
+    if (typeof version !== 'number' || !supportedApiVersions.includes(version)) {
       warn(
         version === undefined
-          ? `plugin ${plugin.name}: package.json declares no "img": {"apiVersion": …}; its transports are not loaded`
-          : `plugin ${plugin.name}: transport API version ${JSON.stringify(version)} is not supported (this img supports ${transportApiVersion}); its transports are not loaded`,
+          ? `plugin ${label}: package.json declares no "img": {"apiVersion": …}; its transports are not loaded`
+          : `plugin ${label}: transport API version ${JSON.stringify(version)} is not supported (this img supports ${supportedApiVersions.join(', ')}); its transports are not loaded`,
       );
       continue;
     }
     if (!Array.isArray(returned)) {
-      warn(
-        `plugin ${plugin.name}: its img:transports hook returned ${typeof returned}, not a list of transports`,
-      );
+      warn(`plugin ${label}: its img:transports hook returned ${typeof returned}, not a list of transports`);
       continue;
     }
+    const problems: string[] = [];
     for (const transport of returned as unknown[]) {
       if (!isTransport(transport)) {
-        warn(`plugin ${plugin.name}: its img:transports hook returned something that is not a transport`);
+        problems.push('something that is not a transport was returned');
         continue;
       }
       const taken = transports.get(transport.name);
       if (taken && taken !== transport) {
-        warn(
-          `plugin ${plugin.name}: transport "${transport.name}" is already registered; the plugin's is not used`,
-        );
+        const owner = origins.get(transport.name);
+        const by = owner ? ` by ${owner.kind === 'built-in' ? 'built-in ' : ''}${owner.package}` : '';
+        problems.push(`transport "${transport.name}" is already registered${by}; the plugin's is not used`);
         continue;
       }
       try {
         registerTransport(transport);
+        origins.set(transport.name, {
+          kind: 'plugin',
+          package: plugin.name,
+          version: plugin.version,
+          pluginType: plugin.type,
+        });
       } catch (error) {
-        warn(
-          `plugin ${plugin.name}: transport "${transport.name}" cannot be registered: ${error instanceof ImgError ? error.message : messageOf(error)}`,
+        problems.push(
+          `transport "${transport.name}" cannot be registered: ${error instanceof ImgError ? error.message : messageOf(error)}`,
         );
       }
     }
+    if (problems.length > 0) warn(`plugin ${label}: ${problems.join('; ')}`);
   }
 }

@@ -71,6 +71,7 @@ export type {
   Signature,
   SystemContext,
   Transport,
+  TransportCapabilities,
   TryReusingBlobOptions,
   UploadInfo,
 } from './types.js';

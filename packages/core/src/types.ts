@@ -86,6 +86,35 @@ export interface Transport {
    * InvalidPolicyError when it can never match a reference of this transport.
    */
   validatePolicyConfigurationScope(scope: string): void;
+  /**
+   * Optional: what this transport's references, sources and destinations implement, declared once
+   * so that hosts can list it (`img transports`) without opening anything. Purely descriptive: the
+   * copy engine still looks at each object's members. Absent means "not declared", not "none".
+   */
+  readonly capabilities?: TransportCapabilities;
+}
+
+/**
+ * A transport's static description of itself (see {@link Transport.capabilities}). Every field is
+ * optional; `source` and `destination` default to true, the optional capabilities to false.
+ */
+export interface TransportCapabilities {
+  /** References can be opened for reading (`newImageSource`). */
+  readonly source?: boolean;
+  /** References can be opened for writing (`newImageDestination`); false for read-only transports. */
+  readonly destination?: boolean;
+  /** References implement `deleteImage`. */
+  readonly deleteImage?: boolean;
+  /** Destinations store signatures (`supportsSignatures`). */
+  readonly signatures?: boolean;
+  /** Destinations implement `alreadyContainsManifest`. */
+  readonly alreadyContainsManifest?: boolean;
+  /** Destinations set `supportsOutOfOrderPuts`. */
+  readonly supportsOutOfOrderPuts?: boolean;
+  /** Sources implement `getBlobPath`. */
+  readonly getBlobPath?: boolean;
+  /** Destinations implement `putBlobFromFile`. */
+  readonly putBlobFromFile?: boolean;
 }
 
 /** A reference to one image (or one place an image can be written) in one transport. */
