@@ -27,6 +27,12 @@ export interface ConformanceCapabilities {
   blobReuse?: boolean;
   /** The image format the transport keeps without conversion; default: both. */
   formats?: Array<'oci' | 'docker'>;
+  /**
+   * The transport keeps an image's config and layer contents but not its manifest (the Docker
+   * engine): the test images then have uncompressed layers, as such a store hands them back, and a
+   * manifest read back is compared by its config and layers, not by its digest.
+   */
+  rebuildsManifest?: boolean;
 }
 
 /** A transport under test: where to write a fresh image, and how to clean up. */
@@ -65,11 +71,12 @@ export function describeTransportConformance(
     let store: MemoryStore;
     let image: TestImage;
     const format = capabilities.formats?.[0] ?? 'oci';
+    const compressed = !capabilities.rebuildsManifest;
 
     beforeAll(async () => {
       target = await factory();
       store = new MemoryStore(`conformance-${name.replace(/[^a-z0-9-]/g, '-')}`);
-      image = await randomImage({ seed: 7, layers: 3, layerSize: 4096, format });
+      image = await randomImage({ seed: 7, layers: 3, layerSize: 4096, format, compressed });
     });
     afterAll(async () => {
       await target.cleanup?.();
@@ -79,10 +86,10 @@ export function describeTransportConformance(
       const dest = await target.newReference();
       const result = await copy(dest, store.add('round-trip', image));
       const back = await readImage(dest);
-      expect(back.manifestDigest).toBe(result.manifestDigest);
+      if (!capabilities.rebuildsManifest) expect(back.manifestDigest).toBe(result.manifestDigest);
       expect(back.layers.map((l) => l.digest)).toEqual(image.layers.map((l) => l.digest));
       expect(back.configDigest).toBe(image.configDigest);
-      if (result.manifest.mediaType === image.mediaType)
+      if (!capabilities.rebuildsManifest && result.manifest.mediaType === image.mediaType)
         expect(back.manifestDigest).toBe(image.manifestDigest);
     });
 
@@ -129,7 +136,7 @@ export function describeTransportConformance(
 
     it('fails a copy from a corrupted source and leaves no image', async () => {
       const dest = await target.newReference();
-      const corrupted = await randomImage({ seed: 8, layers: 2, layerSize: 2048, format });
+      const corrupted = await randomImage({ seed: 8, layers: 2, layerSize: 2048, format, compressed });
       const bad = Buffer.from(corrupted.layers[1]!.bytes);
       bad[bad.length - 20]! ^= 0xff;
       corrupted.blobs.set(corrupted.layers[1]!.digest, bad);
@@ -160,7 +167,7 @@ export function describeTransportConformance(
       try {
         const ask = destination.alreadyContainsManifest!.bind(destination);
         expect((await ask(result.manifestDigest, result.manifest.bytes)).present).toBe(true);
-        const other = await randomImage({ seed: 9, layers: 1, format });
+        const other = await randomImage({ seed: 9, layers: 1, format, compressed });
         expect((await ask(other.manifestDigest, other.manifest)).present).toBe(false);
       } finally {
         await destination.close();
@@ -178,10 +185,11 @@ export function describeTransportConformance(
     it('replaces an image with a different one under the same reference', async () => {
       const dest = await target.newReference();
       await copy(dest, store.add('first', image));
-      const other = await randomImage({ seed: 10, layers: 2, layerSize: 1000, format });
+      const other = await randomImage({ seed: 10, layers: 2, layerSize: 1000, format, compressed });
       const result = await copy(dest, store.add('second', other));
       const back = await readImage(dest);
-      expect(back.manifestDigest).toBe(result.manifestDigest);
+      if (!capabilities.rebuildsManifest) expect(back.manifestDigest).toBe(result.manifestDigest);
+      expect(back.configDigest).toBe(other.configDigest);
       expect(back.layers.map((l) => l.digest)).toEqual(other.layers.map((l) => l.digest));
     });
 

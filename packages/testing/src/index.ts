@@ -3,6 +3,13 @@ export { MemoryStore } from './memory-transport.js';
 export type { RandomImageOptions, TestImage, TestIndex, TestLayer } from './random.js';
 export { makeTar, randomBytes, randomImage, randomIndex, seededRandom } from './random.js';
 export type {
+  CountingProxy,
+  DockerdServer,
+  ProxiedRequest,
+  StartDockerdOptions,
+} from './servers/dockerd.js';
+export { DOCKERD_BINARY, startCountingProxy, startDockerd } from './servers/dockerd.js';
+export type {
   ActiveFault,
   FaultAction,
   FaultProxy,

@@ -3,6 +3,7 @@ import { type CopyResult, copyImage } from '@img/core';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, durationFlag, errorMessage } from '../base-command.js';
 import { copyOptionsFromFlags, manifestFormats, multiArchValues, withOciOptions } from '../copy-options.js';
+import { withDaemonHost } from '../daemon-host.js';
 import { formatGoDuration } from '../duration.js';
 import { ProgressRenderer, progressFlagValues, resolveProgressMode } from '../progress.js';
 import { retryIfNecessary } from '../retry.js';
@@ -74,6 +75,14 @@ The trust policy (--policy, or the default policy.json) must accept the source i
       description: "oci: destination only: store blobs in this directory instead of the layout's blobs/.",
       helpValue: 'DIR',
     }),
+    'src-daemon-host': Flags.string({
+      description: 'docker-daemon: source only: the Engine API address (unix:///path, tcp://host:port).',
+      helpValue: 'HOST',
+    }),
+    'dest-daemon-host': Flags.string({
+      description: 'docker-daemon: destination only: the Engine API address (unix:///path, tcp://host:port).',
+      helpValue: 'HOST',
+    }),
     'dest-oci-accept-uncompressed-layers': Flags.boolean({
       description: 'oci: destination only: keep uncompressed layers as they are instead of compressing them.',
     }),
@@ -123,11 +132,17 @@ The trust policy (--policy, or the default policy.json) must accept the source i
       const progress = new ProgressRenderer({ mode, stderr: process.stderr, stdout: process.stdout });
       const options = copyOptionsFromFlags(flags, {
         policy,
-        sourceCtx: withOciOptions(ctx, { sharedBlobDir: flags['src-shared-blob-dir'] }),
-        destinationCtx: withOciOptions(ctx, {
-          sharedBlobDir: flags['dest-shared-blob-dir'],
-          acceptUncompressedLayers: flags['dest-oci-accept-uncompressed-layers'],
-        }),
+        sourceCtx: withDaemonHost(
+          withOciOptions(ctx, { sharedBlobDir: flags['src-shared-blob-dir'] }),
+          flags['src-daemon-host'],
+        ),
+        destinationCtx: withDaemonHost(
+          withOciOptions(ctx, {
+            sharedBlobDir: flags['dest-shared-blob-dir'],
+            acceptUncompressedLayers: flags['dest-oci-accept-uncompressed-layers'],
+          }),
+          flags['dest-daemon-host'],
+        ),
         signal: this.signal,
         onEvent: (event) => progress.onEvent(event),
       });

@@ -2,6 +2,7 @@ import { getImageConfig, inspectImage } from '@img/core';
 import { Args, Errors, Flags } from '@oclif/core';
 import { BaseCommand, durationFlag, errorMessage } from '../base-command.js';
 import { withOciOptions } from '../copy-options.js';
+import { withDaemonHost } from '../daemon-host.js';
 import { formatGoDuration } from '../duration.js';
 import { isJsonFormat, parseGoTemplate } from '../go-template.js';
 import { formatOutput, inspectJsonView, inspectTemplateData } from '../inspect-output.js';
@@ -42,6 +43,10 @@ For a manifest list, Digest is the list's and the rest describes the image chose
   };
 
   static override flags = {
+    'daemon-host': Flags.string({
+      description: 'docker-daemon: only: the Engine API address (unix:///path, tcp://host:port).',
+      helpValue: 'HOST',
+    }),
     'shared-blob-dir': Flags.string({
       description: "oci: only: read blobs from this directory instead of the layout's blobs/.",
       helpValue: 'DIR',
@@ -76,7 +81,10 @@ For a manifest list, Digest is the list's and the rest describes the image chose
       throw new Errors.CLIError('--raw output does not support the --format option', { exit: 2 });
     }
     const ref = await this.parseImageName(this.args.image);
-    const ctx = withOciOptions(this.systemContext(), { sharedBlobDir: flags['shared-blob-dir'] });
+    const ctx = withDaemonHost(
+      withOciOptions(this.systemContext(), { sharedBlobDir: flags['shared-blob-dir'] }),
+      flags['daemon-host'],
+    );
     const options = { ctx, signal: this.signal };
 
     // A template that cannot be parsed fails before the image is opened.
