@@ -152,9 +152,10 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     return new PolicyContext(await loadPolicy({ path: this.flags.policy, signal: this.signal }));
   }
 
-  /** Parses `transport:reference` once every transport (built-in and plugin) is registered. */
+  /** Parses `transport:reference` once its transport (built-in, else any plugin's) is registered. */
   protected async parseImageName(name: string): Promise<ImageReference> {
-    await loadTransports(this.config);
+    const colon = name.indexOf(':');
+    await loadTransports(this.config, undefined, colon > 0 ? name.slice(0, colon) : undefined);
     return parseImageName(name);
   }
 

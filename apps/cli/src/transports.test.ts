@@ -135,6 +135,23 @@ describe('registerPluginTransports', () => {
 describe('loadTransports', () => {
   afterEach(() => resetLoadedTransports());
 
+  it('imports only the package of a named built-in transport, and runs no plugin hook for it', async () => {
+    let hooks = 0;
+    const config = {
+      async runHook() {
+        hooks++;
+        return { successes: [], failures: [] };
+      },
+    } as unknown as Pick<Config, 'runHook'>;
+    await loadTransports(config, () => {}, 'oci-archive');
+    expect(hooks).toBe(0);
+    expect(transportOrigin('oci-archive')?.package).toBe('@img/transport-oci');
+    // A name no built-in has (a plugin's, or a typo) loads everything, plugins included.
+    await loadTransports(config, () => {}, 'test-unknown');
+    expect(hooks).toBe(1);
+    expect(transportOrigin('dir')?.package).toBe('@img/transport-dir');
+  });
+
   it('loads the built-ins first, then hands the plugins the API version and this @img/core', async () => {
     registered.push('test-hooked');
     let received: Record<string, unknown> | undefined;

@@ -4,13 +4,33 @@ import { ImgError, registerTransport, type Transport, transportApiVersion, trans
 import type { Config, Hook } from '@oclif/core';
 import type {} from './types/hooks.js';
 
-/** The built-in transport packages; each registers its transports when imported. */
-const builtins: ReadonlyArray<[name: string, load: () => Promise<unknown>]> = [
-  ['@img/transport-dir', () => import('@img/transport-dir')],
-  ['@img/transport-oci', () => import('@img/transport-oci')],
-  ['@img/transport-docker', () => import('@img/transport-docker')],
-  ['@img/transport-daemon', () => import('@img/transport-daemon')],
-  ['@img/transport-storage', () => import('@img/transport-storage')],
+/**
+ * The built-in transport packages and the transports each registers when imported. A command that
+ * names a built-in transport imports only that package: the others (and the plugins) cost start-up
+ * time and are not needed to parse the name.
+ */
+const builtins: ReadonlyArray<{
+  package: string;
+  transports: readonly string[];
+  load: () => Promise<unknown>;
+}> = [
+  { package: '@img/transport-dir', transports: ['dir'], load: () => import('@img/transport-dir') },
+  {
+    package: '@img/transport-oci',
+    transports: ['oci', 'oci-archive'],
+    load: () => import('@img/transport-oci'),
+  },
+  { package: '@img/transport-docker', transports: ['docker'], load: () => import('@img/transport-docker') },
+  {
+    package: '@img/transport-daemon',
+    transports: ['docker-daemon', 'docker-archive'],
+    load: () => import('@img/transport-daemon'),
+  },
+  {
+    package: '@img/transport-storage',
+    transports: ['containers-storage'],
+    load: () => import('@img/transport-storage'),
+  },
 ];
 
 /**
@@ -50,23 +70,40 @@ export function transportOrigin(name: string): TransportOrigin | undefined {
 }
 
 let loading: Promise<void> | undefined;
+const loadingBuiltins = new Map<string, Promise<void>>();
+
+/** Imports one built-in package, once, warning instead of failing when it cannot be loaded. */
+function loadBuiltin(builtin: (typeof builtins)[number], warn: WarnFn): Promise<void> {
+  let pending = loadingBuiltins.get(builtin.package);
+  if (!pending) {
+    pending = builtin.load().then(
+      (module) => recordBuiltinOrigins(builtin.package, module),
+      (error: unknown) =>
+        warn(`built-in transport package ${builtin.package} failed to load: ${messageOf(error)}`),
+    );
+    loadingBuiltins.set(builtin.package, pending);
+  }
+  return pending;
+}
 
 /**
- * Makes every transport available to parseImageName, once per process: imports the built-in
- * transport packages first (so a plugin can never take their names), then runs the
- * `img:transports` hook of the installed plugins, handing them this img's @img/core, and registers
- * what they return. A plugin that fails, targets another contract version or takes a used name
- * costs one warning line, never the other transports.
+ * Makes transports available to parseImageName. With `transportName` that a built-in package
+ * provides, imports just that package. Otherwise (no name, a plugin's name or an unknown one),
+ * once per process: imports every built-in package first (so a plugin can never take their
+ * names), then runs the `img:transports` hook of the installed plugins, handing them this img's
+ * @img/core, and registers what they return. A plugin that fails, targets another contract
+ * version or takes a used name costs one warning line, never the other transports.
  */
-export function loadTransports(config: Pick<Config, 'runHook'>, warn: WarnFn = stderrWarn): Promise<void> {
+export function loadTransports(
+  config: Pick<Config, 'runHook'>,
+  warn: WarnFn = stderrWarn,
+  transportName?: string,
+): Promise<void> {
+  const builtin =
+    transportName === undefined ? undefined : builtins.find((b) => b.transports.includes(transportName));
+  if (builtin) return loadBuiltin(builtin, warn);
   loading ??= (async () => {
-    for (const [name, load] of builtins) {
-      try {
-        recordBuiltinOrigins(name, await load());
-      } catch (error) {
-        warn(`built-in transport package ${name} failed to load: ${messageOf(error)}`);
-      }
-    }
+    for (const b of builtins) await loadBuiltin(b, warn);
     const result = await config.runHook(
       'img:transports',
       { apiVersion: transportApiVersion, core },
@@ -81,6 +118,7 @@ export function loadTransports(config: Pick<Config, 'runHook'>, warn: WarnFn = s
 /** Forgets that transports were loaded, so tests can load them again. */
 export function resetLoadedTransports(): void {
   loading = undefined;
+  loadingBuiltins.clear();
   origins.clear();
 }
 
