@@ -69,6 +69,8 @@ async function freshEnv() {
     XDG_CONFIG_HOME: join(home, '.config'),
     XDG_RUNTIME_DIR: join(home, 'run'),
     IMG_DATA_DIR: join(home, 'img'),
+    // As root, img's blob-info cache would be /var/lib/containers/cache's, kept between runs.
+    IMG_BLOB_CACHE_DIR: join(home, 'img-blob-cache'),
   };
 }
 

@@ -59,6 +59,8 @@ export class Sandbox {
       XDG_CACHE_HOME: this.path('home/.cache'),
       XDG_RUNTIME_DIR: this.path('run'),
       IMG_DATA_DIR: this.path('img-data'),
+      // As root the blob-info cache would be the machine's (/var/lib/containers/cache): keep it per sandbox.
+      IMG_BLOB_CACHE_DIR: this.path('blob-cache'),
       TMPDIR: tmpdir(),
     };
   }

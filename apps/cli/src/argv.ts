@@ -4,7 +4,15 @@
  */
 export const globalFlagNames = {
   boolean: ['debug', 'insecure-policy'],
-  valued: ['policy', 'override-os', 'override-arch', 'override-variant', 'tmpdir', 'command-timeout'],
+  valued: [
+    'policy',
+    'override-os',
+    'override-arch',
+    'override-variant',
+    'tmpdir',
+    'registries-conf',
+    'command-timeout',
+  ],
 } as const;
 
 /**
@@ -45,4 +53,50 @@ export function hoistGlobalFlags(argv: readonly string[], names = globalFlagName
   let end = i;
   while (end < argv.length && !argv[end]!.startsWith('-')) end++;
   return [...argv.slice(i, end), ...hoisted, ...argv.slice(end)];
+}
+
+/**
+ * The boolean flags that may be written with a value, as Go's flag package (and so skopeo) accepts
+ * them: negatable ones (`--tls-verify=false`) and plain ones (`--no-creds=true`).
+ */
+export const booleanValueFlagNames: { negatable: readonly string[]; plain: readonly string[] } = {
+  negatable: ['tls-verify', 'src-tls-verify', 'dest-tls-verify'],
+  plain: ['no-creds', 'src-no-creds', 'dest-no-creds', 'password-stdin', 'get-login', 'all', 'verbose'],
+};
+
+/**
+ * Rewrites `--flag=true|false` (any case, and Go's 1/0, t/f) for the known boolean flags into what
+ * oclif parses: `--flag`, `--no-flag` for negatable ones, nothing for a plain flag set to false.
+ * Leaves everything after `--` alone.
+ */
+export function normalizeBooleanValues(argv: readonly string[], names = booleanValueFlagNames): string[] {
+  const negatable = new Set(names.negatable);
+  const plain = new Set(names.plain);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const match = /^--([a-z0-9-]+)=(.*)$/i.exec(arg);
+    const name = match?.[1];
+    const value = parseGoBool(match?.[2]);
+    if (name === undefined || value === undefined || !(negatable.has(name) || plain.has(name))) {
+      out.push(arg);
+    } else if (value) {
+      out.push(`--${name}`);
+    } else if (negatable.has(name)) {
+      out.push(`--no-${name}`);
+    }
+  }
+  return out;
+}
+
+/** Go's strconv.ParseBool. */
+function parseGoBool(text: string | undefined): boolean | undefined {
+  if (text === undefined) return undefined;
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(text)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(text)) return false;
+  return undefined;
 }

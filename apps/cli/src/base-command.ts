@@ -99,6 +99,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       helpValue: 'PATH',
       helpGroup: globalGroup,
     }),
+    'registries-conf': Flags.string({
+      description: 'Read registry settings (mirrors, insecure, blocked) from this registries.conf.',
+      helpValue: 'PATH',
+      helpGroup: globalGroup,
+    }),
     'command-timeout': durationFlag({
       description: 'Give up on the whole command after this long (Go duration: 30s, 1m30s).',
       helpGroup: globalGroup,

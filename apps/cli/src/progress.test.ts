@@ -34,11 +34,12 @@ const result: CopyResult = {
   imageSize: 45.6 * MiB,
   blobsCopied: 3,
   blobsReused: 2,
+  blobsMounted: 0,
 };
 
 const copyEvents: CopyEvent[] = [
   { type: 'image-start', manifestDigest: config, instance: false, layers: 2, size: 3 * MiB },
-  { type: 'blob-reused', digest: other, size: MiB, kind: 'layer' },
+  { type: 'blob-reused', digest: other, size: MiB, kind: 'layer', how: 'present' },
   { type: 'blob-start', digest: layer, size: 2 * MiB, kind: 'layer' },
   { type: 'blob-bytes', digest: layer, bytes: MiB, size: 2 * MiB },
   { type: 'blob-done', digest: layer, bytes: 2 * MiB, kind: 'layer', stored: layer },
@@ -65,12 +66,20 @@ describe('helpers', () => {
     expect(shortDigest(layer)).toBe('sha256:abababababab');
   });
 
-  it('summarises what moved, saying when the image was already there', () => {
-    expect(summaryLine(result)).toBe('Wrote 3 blobs, reused 2: moved 12.3 MiB of 45.6 MiB');
+  it('summarises what moved against the image size, saying when the image was already there', () => {
+    expect(summaryLine(result)).toBe('Wrote 3 blobs, reused 2: moved 12.3 MiB of 45.6 MiB (image size)');
     expect(
       summaryLine({ ...result, alreadyPresent: true, bytesMoved: 0, blobsCopied: 0, blobsReused: 0 }),
-    ).toBe('Wrote 0 blobs, reused 0: moved 0 B of 45.6 MiB (image already present: nothing moved)');
+    ).toBe(
+      'Wrote 0 blobs, reused 0: moved 0 B of 45.6 MiB (image size), image already present: nothing moved',
+    );
     expect(summaryLine({ ...result, blobsCopied: 1 })).toMatch(/^Wrote 1 blob,/);
+  });
+
+  it('counts the mounted blobs among the reused ones', () => {
+    expect(summaryLine({ ...result, blobsCopied: 1, blobsReused: 4, blobsMounted: 3, bytesMoved: 300 })).toBe(
+      'Wrote 1 blob, reused 4 (3 mounted): moved 300 B of 45.6 MiB (image size)',
+    );
   });
 
   it('picks bars on a terminal and lines elsewhere for auto, nothing when quiet', () => {
@@ -88,11 +97,11 @@ describe('lines mode', () => {
     r.finish(result);
     expect(stderr.text()).toBe(
       [
-        'Skipping blob sha256:cdcdcdcdcdcd (already present)',
-        'Copying blob sha256:abababababab done 2.0 MiB',
-        'Copying config sha256:efefefefefef done 300 B',
+        'Skipping blob sha256:cdcdcdcdcdcd: reused: already present',
+        'Copying blob sha256:abababababab done: copied 2.0 MiB',
+        'Copying config sha256:efefefefefef done: copied 300 B',
         'Writing manifest to image destination',
-        'Wrote 3 blobs, reused 2: moved 12.3 MiB of 45.6 MiB',
+        'Wrote 3 blobs, reused 2: moved 12.3 MiB of 45.6 MiB (image size)',
         '',
       ].join('\n'),
     );
@@ -102,10 +111,23 @@ describe('lines mode', () => {
   it('says when the destination already had the image', () => {
     const { r, stderr } = renderer('lines');
     r.onEvent({ type: 'image-present', manifestDigest: config, missingSignatures: 0 });
-    r.onEvent({ type: 'blob-reused', digest: layer, size: 1, kind: 'layer', substitute: other });
+    r.onEvent({
+      type: 'blob-reused',
+      digest: layer,
+      size: 1,
+      kind: 'layer',
+      how: 'substituted',
+      substitute: other,
+    });
     expect(stderr.text()).toBe(
-      'Skipping: image already present at destination\nSkipping blob sha256:abababababab (already present as sha256:cdcdcdcdcdcd)\n',
+      'Skipping: image already present at destination\nSkipping blob sha256:abababababab: reused: present as sha256:cdcdcdcdcdcd\n',
     );
+  });
+
+  it('says which blobs were mounted from another repository', () => {
+    const { r, stderr } = renderer('lines');
+    r.onEvent({ type: 'blob-reused', digest: layer, size: 1, kind: 'layer', how: 'mounted' });
+    expect(stderr.text()).toBe('Skipping blob sha256:abababababab: mounted from another repository\n');
   });
 });
 
@@ -116,7 +138,7 @@ describe('json mode', () => {
     r.finish(result);
     const lines = stdout.text().trimEnd().split('\n');
     expect(lines.map((l) => JSON.parse(l))).toEqual(copyEvents);
-    expect(stderr.text()).toBe('Wrote 3 blobs, reused 2: moved 12.3 MiB of 45.6 MiB\n');
+    expect(stderr.text()).toBe('Wrote 3 blobs, reused 2: moved 12.3 MiB of 45.6 MiB (image size)\n');
   });
 });
 
@@ -154,14 +176,16 @@ describe('bars mode', () => {
       'Copying blob sha256:abababababab [========>       ] 1.0 MiB / 2.0 MiB 1.0 MiB/s',
     ]);
     clock.t = 2000;
-    r.onEvent({ type: 'blob-reused', digest: other, size: MiB, kind: 'layer' });
+    r.onEvent({ type: 'blob-reused', digest: other, size: MiB, kind: 'layer', how: 'present' });
+    r.onEvent({ type: 'blob-reused', digest: config, size: MiB, kind: 'layer', how: 'mounted' });
     clock.t = 3000;
     r.onEvent({ type: 'blob-done', digest: layer, bytes: 2 * MiB, kind: 'layer', stored: layer });
-    r.finish(result);
+    r.finish({ ...result, blobsMounted: 1 });
     expect(screen(stderr.text())).toEqual([
-      'Copying blob sha256:abababababab done 2.0 MiB',
-      'Copying blob sha256:cdcdcdcdcdcd skipped: already exists',
-      'Wrote 3 blobs, reused 2: moved 12.3 MiB of 45.6 MiB',
+      'Copying blob sha256:abababababab done: copied 2.0 MiB',
+      'Copying blob sha256:cdcdcdcdcdcd skipped: reused: already present',
+      'Copying blob sha256:efefefefefef skipped: mounted from another repository',
+      'Wrote 3 blobs, reused 2 (1 mounted): moved 12.3 MiB of 45.6 MiB (image size)',
     ]);
     expect(stderr.text()).toContain('\x1b[2A');
   });

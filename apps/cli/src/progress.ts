@@ -58,10 +58,26 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-/** The line every copy ends with (unless --quiet): what moved against the image's size. */
+/**
+ * The line every copy ends with (unless --quiet): blobs written and reused (of which mounted), then
+ * the blob bytes moved against the image's size.
+ */
 export function summaryLine(result: CopyResult): string {
-  const base = `Wrote ${plural(result.blobsCopied, 'blob')}, reused ${result.blobsReused}: moved ${formatBytes(result.bytesMoved)} of ${formatBytes(result.imageSize)}`;
-  return result.alreadyPresent ? `${base} (image already present: nothing moved)` : base;
+  const mounted = result.blobsMounted > 0 ? ` (${result.blobsMounted} mounted)` : '';
+  const base = `Wrote ${plural(result.blobsCopied, 'blob')}, reused ${result.blobsReused}${mounted}: moved ${formatBytes(result.bytesMoved)} of ${formatBytes(result.imageSize)} (image size)`;
+  return result.alreadyPresent ? `${base}, image already present: nothing moved` : base;
+}
+
+/** What happened to a reused blob, as the progress output says it. */
+function reuseText(event: Extract<CopyEvent, { type: 'blob-reused' }>): string {
+  switch (event.how) {
+    case 'mounted':
+      return 'mounted from another repository';
+    case 'substituted':
+      return event.substitute ? `reused: present as ${shortDigest(event.substitute)}` : 'reused: present';
+    default:
+      return 'reused: already present';
+  }
 }
 
 interface BlobRow {
@@ -72,7 +88,8 @@ interface BlobRow {
   bytes: number;
   startedAt: number;
   state: 'active' | 'copied' | 'reused';
-  substitute?: Digest | undefined;
+  /** For a reused blob, how, as the output says it. */
+  reuse?: string;
 }
 
 interface MessageRow {
@@ -140,12 +157,12 @@ export class ProgressRenderer {
     switch (event.type) {
       case 'blob-done':
         out.write(
-          `Copying ${event.kind === 'config' ? 'config' : 'blob'} ${shortDigest(event.digest)} done ${formatBytes(event.bytes)}\n`,
+          `Copying ${event.kind === 'config' ? 'config' : 'blob'} ${shortDigest(event.digest)} done: copied ${formatBytes(event.bytes)}\n`,
         );
         break;
       case 'blob-reused':
         out.write(
-          `Skipping ${event.kind === 'config' ? 'config' : 'blob'} ${shortDigest(event.digest)} (already present${event.substitute ? ` as ${shortDigest(event.substitute)}` : ''})\n`,
+          `Skipping ${event.kind === 'config' ? 'config' : 'blob'} ${shortDigest(event.digest)}: ${reuseText(event)}\n`,
         );
         break;
       default: {
@@ -185,7 +202,7 @@ export class ProgressRenderer {
       case 'blob-reused': {
         const row = this.blob(event.digest, event.kind, event.size);
         row.state = 'reused';
-        row.substitute = event.substitute;
+        row.reuse = reuseText(event);
         break;
       }
       default: {
@@ -225,8 +242,8 @@ export class ProgressRenderer {
   private render(row: Row): string {
     if (row.type === 'message') return row.text;
     const label = `Copying ${row.kind === 'config' ? 'config' : 'blob'} ${shortDigest(row.digest)}`;
-    if (row.state === 'reused') return `${label} skipped: already exists`;
-    if (row.state === 'copied') return `${label} done ${formatBytes(row.bytes)}`;
+    if (row.state === 'reused') return `${label} skipped: ${row.reuse ?? 'reused: already present'}`;
+    if (row.state === 'copied') return `${label} done: copied ${formatBytes(row.bytes)}`;
     const seconds = (this.now() - row.startedAt) / 1000;
     const rate = seconds > 0.2 ? ` ${formatBytes(Math.round(row.bytes / seconds))}/s` : '';
     if (row.size <= 0) return `${label} ${formatBytes(row.bytes)}${rate}`;

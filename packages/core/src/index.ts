@@ -5,7 +5,14 @@ export {
   tempPathFor,
   writeBlobFile,
 } from './blob-file.js';
-export type { BlobInfoCache, BlobLocation, BlobReuseCandidate, CompressionName } from './blob-info-cache.js';
+export type {
+  BlobCandidate,
+  BlobCandidateOptions,
+  BlobInfoCache,
+  BlobLocation,
+  BlobReuseCandidate,
+  CompressionName,
+} from './blob-info-cache.js';
 export { noCache } from './blob-info-cache.js';
 export type { CopyOptions, CopyResult, ImageListSelection, PolicyChecker } from './copy/copy.js';
 export { copyImage } from './copy/copy.js';

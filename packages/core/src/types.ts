@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { BlobInfoCache } from './blob-info-cache.js';
+import type { BlobInfoCache, CompressionName } from './blob-info-cache.js';
 import type { Digest } from './digest.js';
 import type { NamedReference } from './reference/docker-reference.js';
 
@@ -166,6 +166,13 @@ export interface ImageSource {
    * clone or copy file ranges instead of streaming. The caller still verifies the digest.
    */
   getBlobPath?(info: BlobInfo, options?: OperationOptions): Promise<string | undefined>;
+  /**
+   * Optional (containers/image's LayerInfosForCopy): the layers to copy instead of those the manifest
+   * lists, in the same order, for a source that cannot serve the manifest's blobs byte for byte (a
+   * store that keeps layers uncompressed offers them with their uncompressed digests and media
+   * types). The engine then writes a manifest updated to match. Undefined: the manifest's layers.
+   */
+  layerInfosForCopy?(instanceDigest?: Digest, options?: OperationOptions): Promise<BlobInfo[] | undefined>;
   close(): Promise<void>;
 }
 
@@ -187,6 +194,11 @@ export interface TryReusingBlobOptions extends OperationOptions {
   cache?: BlobInfoCache | undefined;
   /** Whether a blob with another digest (another compression of the same content) may be substituted. */
   canSubstitute?: boolean;
+  /**
+   * With canSubstitute, the compressions a substitute may have (what the destination wants and the
+   * manifest formats can carry); absent: any. The blob's own digest is always acceptable.
+   */
+  compressions?: readonly CompressionName[] | undefined;
   /** The source reference, a known location of the blob. */
   srcRef?: ImageReference;
   layerIndex?: number;
@@ -199,6 +211,8 @@ export interface TryReusingBlobOptions extends OperationOptions {
  */
 export interface ReusedBlob extends BlobInfo {
   how?: 'present' | 'mounted' | 'substituted';
+  /** The compression of the blob returned, when it is a substitute and the destination knows it (the engine then sets the media type). */
+  compression?: CompressionName;
 }
 
 /** What a destination already holds of an image, as answered by `alreadyContainsManifest`. */

@@ -218,3 +218,6 @@ export function describeTransportConformance(
     );
   });
 }
+
+export type { BlobInfoCacheFactory } from './cache-conformance.js';
+export { describeBlobInfoCacheConformance } from './cache-conformance.js';

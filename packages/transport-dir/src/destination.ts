@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import {
   AbortedError,
   type BlobInfo,
+  type BlobInfoCache,
   computeDigest,
   copyBlobFile,
   type Digest,
@@ -18,6 +19,7 @@ import {
   maxManifestSize,
   type OperationOptions,
   type PutBlobOptions,
+  type ReusedBlob,
   removeStaleTempFiles,
   type Signature,
   TooLargeError,
@@ -160,6 +162,7 @@ class DirImageDestination implements ImageDestination {
           { digest, size },
           { signal },
         );
+        this.recordLocation(options, written.digest);
         return { ...info, ...written };
       }
       // No digest (the engine recompressed the stream): hash while writing to a temp name, then move
@@ -168,6 +171,7 @@ class DirImageDestination implements ImageDestination {
       try {
         const written = await writeBlobFile(stream, staging, { size }, { signal });
         await rename(staging, this.path(blobFileName(written.digest)));
+        this.recordLocation(options, written.digest);
         return { ...info, ...written };
       } catch (error) {
         await rm(staging, { force: true });
@@ -189,6 +193,7 @@ class DirImageDestination implements ImageDestination {
         signal: options.signal,
         onProgress: options.onProgress,
       });
+      this.recordLocation(options, written.digest);
       return { ...info, ...written };
     } catch (error) {
       if (options.signal?.aborted && !(error instanceof AbortedError))
@@ -197,13 +202,26 @@ class DirImageDestination implements ImageDestination {
     }
   }
 
-  /** Reuses a blob file of the same digest and size, found by stat alone; there is no way to find substitutes. */
-  async tryReusingBlob(info: BlobInfo, options: TryReusingBlobOptions = {}): Promise<BlobInfo | undefined> {
+  /**
+   * Reuses a blob file of the same digest and size, found by stat alone. Layers are kept as they come
+   * (`preserve`), so no substitute is ever asked for.
+   */
+  async tryReusingBlob(info: BlobInfo, options: TryReusingBlobOptions = {}): Promise<ReusedBlob | undefined> {
     throwIfAborted(options.signal);
     if (!info.digest || !isDigest(info.digest)) return undefined;
     const size = await this.blobSize(info.digest);
     if (size === undefined || (info.size !== -1 && size !== info.size)) return undefined;
+    this.recordLocation(options, info.digest);
     return { ...info, size };
+  }
+
+  /** Tells the blob-info cache the blob is here: scope the directory, location the blob's file. */
+  private recordLocation(options: { cache?: BlobInfoCache | undefined }, digest: Digest): void {
+    options.cache?.recordKnownLocation(
+      { transport: 'dir', scope: this.dir },
+      digest,
+      this.path(blobFileName(digest)),
+    );
   }
 
   async putManifest(

@@ -21,6 +21,12 @@ export interface DockerTransportOptions {
   certDir?: string | undefined;
   /** The registries.conf to use instead of the default lookup (`--registries-conf`). */
   registriesConfPath?: string | undefined;
+  /**
+   * The local signature lookaside directory to read and write simple-signing signatures in, instead
+   * of skopeo's default without registries.d configuration (`/var/lib/containers/sigstore` for
+   * root, `~/.local/share/containers/sigstore` otherwise).
+   */
+  signatureLookasideDir?: string | undefined;
   /** Sent as User-Agent. */
   userAgent?: string | undefined;
   /** How many times one request is retried on a failure that may pass (`--retry-times`; default 3). */

@@ -1,8 +1,9 @@
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import {
   type BlobInfo,
+  type BlobInfoCache,
   canonicalAlgorithm,
   computeDigest,
   copyBlobFile,
@@ -19,6 +20,7 @@ import {
   type OperationOptions,
   type PutBlobOptions,
   parseDigest,
+  type ReusedBlob,
   removeStaleTempFiles,
   type Signature,
   type TryReusingBlobOptions,
@@ -144,14 +146,15 @@ export class OciImageDestination implements ImageDestination {
     const ignore = () => {};
     stream.on('error', ignore);
     try {
+      let stored: BlobInfo;
       if (info.digest) {
         const path = await this.prepareBlobPath(info.digest);
-        return withMediaType(
-          await writeBlobFile(stream, path, { digest: info.digest, size: info.size }, options),
-          info,
-        );
+        stored = await writeBlobFile(stream, path, { digest: info.digest, size: info.size }, options);
+      } else {
+        stored = await this.putBlobOfUnknownDigest(stream, info, options);
       }
-      return withMediaType(await this.putBlobOfUnknownDigest(stream, info, options), info);
+      this.recordLocation(options.cache, stored.digest);
+      return withMediaType(stored, info);
     } catch (error) {
       stream.destroy();
       throw error;
@@ -185,18 +188,57 @@ export class OciImageDestination implements ImageDestination {
   /** Stores a blob from a regular file by kernel copy (a clone where possible), verified as putBlob. */
   async putBlobFromFile(path: string, info: BlobInfo, options: PutBlobOptions = {}): Promise<BlobInfo> {
     const target = await this.prepareBlobPath(info.digest);
-    return withMediaType(await copyBlobFile(path, target, info, options), info);
+    const stored = await copyBlobFile(path, target, info, options);
+    this.recordLocation(options.cache, stored.digest);
+    return withMediaType(stored, info);
   }
 
   /**
    * Reports the blob as present when `blobs/<alg>/<hex>` is a file of the expected size (stat only,
-   * nothing is read). Other digests are never substituted.
+   * nothing is read). With `canSubstitute`, another compression of the same content that the cache
+   * remembers in these blobs (within `compressions`) is looked for the same way, most recent first.
    */
-  async tryReusingBlob(info: BlobInfo, options: TryReusingBlobOptions = {}): Promise<BlobInfo | undefined> {
+  async tryReusingBlob(info: BlobInfo, options: TryReusingBlobOptions = {}): Promise<ReusedBlob | undefined> {
     options.signal?.throwIfAborted();
-    const size = await directoryBlobLookup(this.blobs).size(parseDigest(info.digest));
-    if (size === undefined || (info.size !== -1 && size !== info.size)) return undefined;
-    return withMediaType({ digest: info.digest, size }, info);
+    const lookup = directoryBlobLookup(this.blobs);
+    const size = await lookup.size(parseDigest(info.digest));
+    if (size !== undefined && (info.size === -1 || size === info.size)) {
+      this.recordLocation(options.cache, info.digest);
+      return withMediaType({ digest: info.digest, size }, info);
+    }
+    if (!options.canSubstitute || !options.cache) return undefined;
+    const candidates = options.cache.reuseCandidates('oci', this.blobsScope, info.digest, {
+      canSubstitute: true,
+      compressions: options.compressions,
+    });
+    for (const candidate of candidates) {
+      if (candidate.digest === info.digest) continue;
+      options.signal?.throwIfAborted();
+      const found = await lookup.size(parseDigest(candidate.digest));
+      if (found === undefined) continue;
+      this.recordLocation(options.cache, candidate.digest);
+      // The media type follows the substitute's compression; the engine sets it.
+      return {
+        digest: candidate.digest,
+        size: found,
+        how: 'substituted',
+        compression: candidate.compression,
+      };
+    }
+    return undefined;
+  }
+
+  /** The cache's scope for this layout's blobs: the blob directory (shared or the layout's own). */
+  private get blobsScope(): string {
+    return resolve(this.blobs);
+  }
+
+  private recordLocation(cache: BlobInfoCache | undefined, digest: Digest): void {
+    cache?.recordKnownLocation(
+      { transport: 'oci', scope: this.blobsScope },
+      digest,
+      blobPath(this.blobsScope, digest),
+    );
   }
 
   /**

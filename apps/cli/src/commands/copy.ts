@@ -1,9 +1,11 @@
 import { writeFile } from 'node:fs/promises';
+import { blobCacheDirEnv, openBlobInfoCache } from '@img/blobcache';
 import { type CopyResult, copyImage } from '@img/core';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, durationFlag, errorMessage } from '../base-command.js';
 import { copyOptionsFromFlags, manifestFormats, multiArchValues, withOciOptions } from '../copy-options.js';
 import { withDaemonHost } from '../daemon-host.js';
+import { authfileFlag, dockerFlags, dockerOptionsFromFlags, withDockerOptions } from '../docker-options.js';
 import { formatGoDuration } from '../duration.js';
 import { ProgressRenderer, progressFlagValues, resolveProgressMode } from '../progress.js';
 import { retryIfNecessary } from '../retry.js';
@@ -99,6 +101,9 @@ The trust policy (--policy, or the default policy.json) must accept the source i
       min: 0,
       helpValue: 'N',
     }),
+    ...authfileFlag,
+    ...dockerFlags('src-'),
+    ...dockerFlags('dest-'),
     'retry-times': Flags.integer({
       description: 'Retry the copy this many times on a failure that may pass.',
       min: 0,
@@ -107,6 +112,12 @@ The trust policy (--policy, or the default policy.json) must accept the source i
     }),
     'retry-delay': durationFlag({
       description: 'Wait this long between retries (default: 1s, 2s, 4s… doubling).',
+    }),
+    'blob-cache-dir': Flags.string({
+      description:
+        "Keep the blob-info cache (which blobs are where, which digests belong together) in this directory instead of skopeo's cache directory.",
+      helpValue: 'DIR',
+      env: blobCacheDirEnv,
     }),
     progress: Flags.string({
       description:
@@ -122,6 +133,8 @@ The trust policy (--policy, or the default policy.json) must accept the source i
     const destRef = await this.parseImageName(this.args.destination);
     const policy = await this.policyContext();
     const ctx = this.systemContext();
+    const srcDocker = dockerOptionsFromFlags(flags, 'src-');
+    const destDocker = dockerOptionsFromFlags(flags, 'dest-');
     const mode = resolveProgressMode(flags.progress, {
       quiet: flags.quiet,
       isTTY: process.stderr.isTTY === true,
@@ -133,19 +146,23 @@ The trust policy (--policy, or the default policy.json) must accept the source i
       const options = copyOptionsFromFlags(flags, {
         policy,
         sourceCtx: withDaemonHost(
-          withOciOptions(ctx, { sharedBlobDir: flags['src-shared-blob-dir'] }),
+          withDockerOptions(withOciOptions(ctx, { sharedBlobDir: flags['src-shared-blob-dir'] }), srcDocker),
           flags['src-daemon-host'],
         ),
         destinationCtx: withDaemonHost(
-          withOciOptions(ctx, {
-            sharedBlobDir: flags['dest-shared-blob-dir'],
-            acceptUncompressedLayers: flags['dest-oci-accept-uncompressed-layers'],
-          }),
+          withDockerOptions(
+            withOciOptions(ctx, {
+              sharedBlobDir: flags['dest-shared-blob-dir'],
+              acceptUncompressedLayers: flags['dest-oci-accept-uncompressed-layers'],
+            }),
+            destDocker,
+          ),
           flags['dest-daemon-host'],
         ),
         signal: this.signal,
         onEvent: (event) => progress.onEvent(event),
       });
+      options.cache = cache;
       try {
         const result = await copyImage(destRef, srcRef, options);
         progress.finish(result);
@@ -155,16 +172,26 @@ The trust policy (--policy, or the default policy.json) must accept the source i
         throw error;
       }
     };
-    const result = await retryIfNecessary(attempt, {
-      times: flags['retry-times'],
-      delayMs: flags['retry-delay'],
-      signal: this.signal,
-      onRetry: (error, n, delayMs) => {
-        this.warnLine(
-          `copy failed, retrying in ${formatGoDuration(delayMs)} (${n}/${flags['retry-times']}): ${errorMessage(error)}`,
-        );
-      },
+    // One cache for every attempt: a retry finds what the failed attempt stored.
+    const cache = await openBlobInfoCache({
+      dir: flags['blob-cache-dir'],
+      onWarning: (message) => this.warnLine(message),
     });
+    let result: CopyResult;
+    try {
+      result = await retryIfNecessary(attempt, {
+        times: flags['retry-times'],
+        delayMs: flags['retry-delay'],
+        signal: this.signal,
+        onRetry: (error, n, delayMs) => {
+          this.warnLine(
+            `copy failed, retrying in ${formatGoDuration(delayMs)} (${n}/${flags['retry-times']}): ${errorMessage(error)}`,
+          );
+        },
+      });
+    } finally {
+      cache.close();
+    }
     if (flags.digestfile) await writeFile(flags.digestfile, result.manifestDigest);
     return result;
   }

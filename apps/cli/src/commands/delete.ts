@@ -1,6 +1,7 @@
 import { NotSupportedError } from '@img/core';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, durationFlag, errorMessage } from '../base-command.js';
+import { dockerFlags, dockerOptionsFromFlags, withDockerOptions } from '../docker-options.js';
 import { formatGoDuration } from '../duration.js';
 import { retryIfNecessary } from '../retry.js';
 
@@ -26,6 +27,7 @@ An OCI layout loses the image's index entry and the blobs nothing else uses.`;
   };
 
   static override flags = {
+    ...dockerFlags(''),
     'retry-times': Flags.integer({
       description: 'Retry this many times on a failure that may pass.',
       min: 0,
@@ -43,7 +45,7 @@ An OCI layout loses the image's index entry and the blobs nothing else uses.`;
     if (!ref.deleteImage) {
       throw new NotSupportedError(`${ref.transport.name}: images cannot be deleted (${ref})`);
     }
-    const ctx = this.systemContext();
+    const ctx = withDockerOptions(this.systemContext(), dockerOptionsFromFlags(flags, ''));
     await retryIfNecessary(() => ref.deleteImage!(ctx, { signal: this.signal }), {
       times: flags['retry-times'],
       delayMs: flags['retry-delay'],

@@ -3,6 +3,7 @@ import { Args, Errors, Flags } from '@oclif/core';
 import { BaseCommand, durationFlag, errorMessage } from '../base-command.js';
 import { withOciOptions } from '../copy-options.js';
 import { withDaemonHost } from '../daemon-host.js';
+import { dockerFlags, dockerOptionsFromFlags, withDockerOptions } from '../docker-options.js';
 import { formatGoDuration } from '../duration.js';
 import { isJsonFormat, parseGoTemplate } from '../go-template.js';
 import { formatOutput, inspectJsonView, inspectTemplateData } from '../inspect-output.js';
@@ -64,6 +65,7 @@ For a manifest list, Digest is the list's and the rest describes the image chose
       char: 'n',
       description: 'Do not list the tags of the repository (registries only).',
     }),
+    ...dockerFlags(''),
     'retry-times': Flags.integer({
       description: 'Retry this many times on a failure that may pass.',
       min: 0,
@@ -82,7 +84,10 @@ For a manifest list, Digest is the list's and the rest describes the image chose
     }
     const ref = await this.parseImageName(this.args.image);
     const ctx = withDaemonHost(
-      withOciOptions(this.systemContext(), { sharedBlobDir: flags['shared-blob-dir'] }),
+      withDockerOptions(
+        withOciOptions(this.systemContext(), { sharedBlobDir: flags['shared-blob-dir'] }),
+        dockerOptionsFromFlags(flags, ''),
+      ),
       flags['daemon-host'],
     );
     const options = { ctx, signal: this.signal };

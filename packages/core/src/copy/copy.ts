@@ -35,6 +35,7 @@ import type {
   RawManifest,
   Signature,
   SystemContext,
+  UploadInfo,
 } from '../types.js';
 import { sniffCompression, UncompressedDigester } from './compression.js';
 import type { CopyEvent } from './events.js';
@@ -84,7 +85,10 @@ export interface CopyResult {
   /** The sum of the sizes of every blob of the image(s) copied. */
   imageSize: number;
   blobsCopied: number;
+  /** Blobs the destination had or got without their bytes moving (mounted ones included). */
   blobsReused: number;
+  /** Of the reused blobs, those mounted from another repository of the same registry. */
+  blobsMounted: number;
 }
 
 const defaultConcurrency = 6;
@@ -143,6 +147,7 @@ class Copier {
   private imageSize = 0;
   private blobsCopied = 0;
   private blobsReused = 0;
+  private blobsMounted = 0;
 
   constructor(
     private readonly src: ImageSource,
@@ -192,6 +197,7 @@ class Copier {
       imageSize: this.imageSize,
       blobsCopied: this.blobsCopied,
       blobsReused: this.blobsReused,
+      blobsMounted: this.blobsMounted,
     });
     return {
       manifestDigest: result.digest,
@@ -201,6 +207,7 @@ class Copier {
       imageSize: this.imageSize,
       blobsCopied: this.blobsCopied,
       blobsReused: this.blobsReused,
+      blobsMounted: this.blobsMounted,
     };
   }
 
@@ -408,7 +415,8 @@ class Copier {
     });
 
     const needDiffIDs = isSchema1 && candidates[0] !== manifest.mediaType;
-    const layers = await this.copyLayers(manifest, compressionPlan, needDiffIDs);
+    const substitutes = this.substituteCompressions(manifest, candidates, reason);
+    const layers = await this.copyLayers(manifest, compressionPlan, needDiffIDs, substitutes);
 
     let config: BlobInfo | undefined = manifest.config;
     if (manifest.config) {
@@ -504,10 +512,35 @@ class Copier {
     return compression === 'gzip' ? 'decompress' : 'preserve';
   }
 
+  /**
+   * The compressions a layer substitute may have (another compression of the same content that the
+   * destination already holds), or undefined when no substitute may be used: the manifest may not
+   * change, the destination wants layers as they are, or nothing else fits. zstd only when every
+   * manifest this image may be written as is OCI (Docker formats cannot carry it).
+   */
+  private substituteCompressions(
+    manifest: ImageManifest,
+    candidates: readonly string[],
+    reason: string | undefined,
+  ): CompressionName[] | undefined {
+    if (reason !== undefined || manifest.config === undefined) return undefined;
+    switch (this.dest.desiredLayerCompression) {
+      case 'decompress':
+        return ['none'];
+      case 'compress': {
+        const oci = (t: string) => t.startsWith('application/vnd.oci.');
+        return oci(manifest.mediaType) && candidates.every(oci) ? ['gzip', 'zstd'] : ['gzip'];
+      }
+      default:
+        return undefined;
+    }
+  }
+
   private async copyLayers(
     manifest: ImageManifest,
     plans: Array<'preserve' | 'compress' | 'decompress' | 'detect'>,
     needDiffIDs: boolean,
+    substitutes: CompressionName[] | undefined,
   ): Promise<CopiedLayer[]> {
     // Identical layers are copied once; every copy after the first waits for it.
     const byDigest = new Map<string, Promise<CopiedLayer>>();
@@ -525,7 +558,15 @@ class Copier {
           task = limit(async () => {
             // A queued copy does not start once the copy has failed or been aborted.
             controller.signal.throwIfAborted();
-            return this.copyLayer(layer, index, plans[index]!, needDiffIDs, controller.signal);
+            const layerSubstitutes = layer.urls?.length ? undefined : substitutes;
+            return this.copyLayer(
+              layer,
+              index,
+              plans[index]!,
+              needDiffIDs,
+              layerSubstitutes,
+              controller.signal,
+            );
           });
           task.catch(() => controller.abort());
           byDigest.set(key, task);
@@ -555,9 +596,18 @@ class Copier {
     index: number,
     plan: 'preserve' | 'compress' | 'decompress' | 'detect',
     needDiffID: boolean,
+    substitutes: CompressionName[] | undefined,
     signal: AbortSignal,
   ): Promise<CopiedLayer> {
-    const { info, diffID } = await this.copyBlob(layer, 'layer', plan, needDiffID, index, signal);
+    const { info, diffID } = await this.copyBlob(
+      layer,
+      'layer',
+      plan,
+      needDiffID,
+      index,
+      signal,
+      substitutes,
+    );
     return diffID ? { info, diffID, emptyLayer: false } : { info, emptyLayer: false };
   }
 
@@ -569,29 +619,46 @@ class Copier {
     needDiffID: boolean,
     layerIndex?: number,
     signal: AbortSignal | undefined = this.signal,
+    substitutes?: CompressionName[],
   ): Promise<{ info: BlobInfo; diffID?: Digest }> {
     const src = this.src;
     const dest = this.dest;
     const cache = this.cache;
+    // A DiffID the cache knows (from verified bytes) needs neither the bytes nor a decompression.
+    const knownDiffID = needDiffID ? cache.uncompressedDigest(blob.digest) : undefined;
 
-    if (!needDiffID) {
+    if (!needDiffID || knownDiffID) {
+      const canSubstitute = substitutes !== undefined;
       const reused = await dest.tryReusingBlob(blob, {
         signal,
         cache,
-        canSubstitute: plan !== 'preserve',
+        canSubstitute,
+        ...(canSubstitute ? { compressions: substitutes } : {}),
         srcRef: src.reference,
         ...(layerIndex === undefined ? {} : { layerIndex }),
       });
       if (reused) {
+        const { how, compression, ...found } = reused;
+        const substituted = found.digest !== blob.digest;
+        const outcome = how ?? (substituted ? 'substituted' : 'present');
         this.blobsReused++;
+        if (outcome === 'mounted') this.blobsMounted++;
         this.emit({
           type: 'blob-reused',
           digest: blob.digest,
           size: blob.size,
           kind,
-          ...(reused.digest === blob.digest ? {} : { substitute: reused.digest }),
+          how: outcome,
+          ...(substituted ? { substitute: found.digest } : {}),
         });
-        return { info: { ...blob, ...reused, mediaType: reused.mediaType ?? blob.mediaType ?? '' } };
+        let mediaType = found.mediaType ?? blob.mediaType;
+        if (substituted && kind === 'layer') {
+          // The substitute's media type follows its compression, not the source layer's.
+          const known = compression ?? cache.digestCompression(found.digest);
+          if (known !== 'unknown') mediaType = this.layerTypeFor(blob, known) ?? mediaType;
+        }
+        const info = withMediaType({ ...blob, ...found }, mediaType);
+        return knownDiffID ? { info, diffID: knownDiffID } : { info };
       }
     }
 
@@ -624,7 +691,7 @@ class Copier {
     let raw: Readable = fetched;
     let action = plan;
     let sourceCompression: CompressionName | undefined;
-    if (plan === 'detect' || needDiffID) {
+    if (plan === 'detect' || (needDiffID && !knownDiffID)) {
       // Peeking the first bytes of the source leaves them in the stream: verification below still sees all.
       let head: Buffer;
       try {
@@ -651,9 +718,12 @@ class Copier {
     });
     let moved = 0;
     let last = 0;
+    // The first bytes, for the compression the cache records (magic numbers are at most 4 bytes).
+    let head = Buffer.alloc(0);
     const counter = new Transform({
       transform: (chunk: Buffer, _enc, callback: TransformCallback) => {
         moved += chunk.length;
+        if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)]);
         const now = Date.now();
         if (now - last >= bytesEventInterval) {
           last = now;
@@ -663,7 +733,8 @@ class Copier {
       },
     });
     const stages: Transform[] = [verified, counter];
-    const diffDigester = needDiffID ? new UncompressedDigester(sourceCompression === 'gzip') : undefined;
+    const diffDigester =
+      needDiffID && !knownDiffID ? new UncompressedDigester(sourceCompression === 'gzip') : undefined;
     if (diffDigester) stages.push(diffDigester);
     if (action === 'compress') stages.push(createGzip());
     else if (action === 'decompress') stages.push(createGunzip());
@@ -678,9 +749,17 @@ class Copier {
     stream.on('error', () => {});
     raw = stream;
     const unknownDigest = action === 'compress' || action === 'decompress';
+    // Decompression is deterministic: an uncompressed digest the cache knows is the one the
+    // destination will compute, and it verifies it. Compression output is not: no digest is given.
+    const expectedUncompressed = action === 'decompress' ? cache.uncompressedDigest(blob.digest) : undefined;
+    const upload: UploadInfo = unknownDigest
+      ? expectedUncompressed && expectedUncompressed !== blob.digest
+        ? { digest: expectedUncompressed, size: -1 }
+        : { size: -1 }
+      : blob;
     let stored: BlobInfo;
     try {
-      stored = await dest.putBlob(raw, unknownDigest ? { size: -1 } : blob, putOptions);
+      stored = await dest.putBlob(raw, upload, putOptions);
     } catch (error) {
       raw.destroy();
       throw failure && !(error instanceof ImgErrorBase) ? failure : error;
@@ -697,24 +776,46 @@ class Copier {
       );
     }
     this.finishBlob(blob, kind, moved, stored.digest);
-    if (action === 'compress') {
-      cache.recordDigestUncompressedPair(stored.digest, blob.digest);
-      cache.recordDigestCompression(stored.digest, 'gzip');
-    } else if (action === 'decompress') {
-      cache.recordDigestUncompressedPair(blob.digest, stored.digest);
+    if (kind === 'layer') {
+      // Only what these verified bytes showed is recorded, never what a manifest claims.
+      const compression = sourceCompression ?? sniffCompression(head);
+      cache.recordDigestCompression(blob.digest, compression);
+      if (compression === 'none') cache.recordDigestUncompressedPair(blob.digest, blob.digest);
+      if (action === 'compress') {
+        cache.recordDigestUncompressedPair(stored.digest, blob.digest);
+        cache.recordDigestCompression(stored.digest, 'gzip');
+      } else if (action === 'decompress') {
+        cache.recordDigestUncompressedPair(blob.digest, stored.digest);
+        cache.recordDigestCompression(stored.digest, 'none');
+      }
     }
     const mediaType =
       action === 'compress' || action === 'decompress'
         ? layerMediaType(this.manifestKindFor(blob), action === 'compress' ? 'gzip' : 'none')
-        : (blob.mediaType ?? '');
+        : blob.mediaType;
+    // A schema 1 layer states no media type: none is set, and conversion gives it the gzip type.
     const result: { info: BlobInfo; diffID?: Digest } = {
-      info: { ...blob, digest: stored.digest, size: stored.size, mediaType },
+      info: withMediaType({ ...blob, digest: stored.digest, size: stored.size }, mediaType),
     };
     if (diffDigester?.uncompressedDigest) {
       result.diffID = diffDigester.uncompressedDigest;
       cache.recordDigestUncompressedPair(blob.digest, result.diffID);
+    } else if (knownDiffID) {
+      result.diffID = knownDiffID;
     }
     return result;
+  }
+
+  /** The layer media type for a blob of this compression in the source layer's format; undefined when it has none. */
+  private layerTypeFor(blob: BlobInfo, compression: Exclude<CompressionName, 'unknown'>): string | undefined {
+    try {
+      return layerMediaType(
+        compression === 'zstd' ? MediaTypes.ociManifest : this.manifestKindFor(blob),
+        compression,
+      );
+    } catch {
+      return undefined;
+    }
   }
 
   private manifestKindFor(blob: BlobInfo): string {
@@ -734,6 +835,12 @@ interface CopiedLayer {
   info: BlobInfo;
   diffID?: Digest;
   emptyLayer: boolean;
+}
+
+/** The descriptor with this media type, or with none when it is undefined or empty. */
+function withMediaType(info: BlobInfo, mediaType: string | undefined): BlobInfo {
+  const { mediaType: _, ...rest } = info;
+  return mediaType ? { ...rest, mediaType } : rest;
 }
 
 /** Throws DigestMismatchError unless the manifest has the digest it was asked for by. */

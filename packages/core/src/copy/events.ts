@@ -1,7 +1,10 @@
 import type { Digest } from '../digest.js';
 
-/** How a blob reached the destination: already there, or its bytes copied. */
-export type BlobOutcome = 'reused' | 'copied';
+/**
+ * How a blob reached the destination: already there (`reused`, a substitute included), mounted from
+ * another repository of the same registry, or its bytes copied.
+ */
+export type BlobOutcome = 'reused' | 'mounted' | 'copied';
 
 /** A progress event of a copy; subscribe with the `onEvent` option. */
 export type CopyEvent =
@@ -12,8 +15,18 @@ export type CopyEvent =
   | { type: 'blob-start'; digest: Digest; size: number; kind: 'layer' | 'config' }
   /** Bytes moved so far for a blob being copied (throttled). */
   | { type: 'blob-bytes'; digest: Digest; bytes: number; size: number }
-  /** The destination had the blob (or an equivalent one, `substitute`): no bytes moved. */
-  | { type: 'blob-reused'; digest: Digest; size: number; kind: 'layer' | 'config'; substitute?: Digest }
+  /**
+   * The destination had the blob (or an equivalent one, `substitute`): no bytes moved. `how`: it was
+   * already `present`, `mounted` from another repository, or `substituted` by another compression.
+   */
+  | {
+      type: 'blob-reused';
+      digest: Digest;
+      size: number;
+      kind: 'layer' | 'config';
+      how: 'present' | 'mounted' | 'substituted';
+      substitute?: Digest;
+    }
   /** A blob was copied: `bytes` read from the source, `stored` is what the destination holds. */
   | { type: 'blob-done'; digest: Digest; bytes: number; kind: 'layer' | 'config'; stored: Digest }
   | { type: 'manifest-written'; digest: Digest; mediaType: string; instance: boolean }
@@ -26,4 +39,5 @@ export type CopyEvent =
       imageSize: number;
       blobsCopied: number;
       blobsReused: number;
+      blobsMounted: number;
     };

@@ -51,11 +51,16 @@ export interface DockerConfig {
   ): Promise<Credentials | undefined>;
   /** TLS settings for `host` (certs.d: --cert-dir, else /etc/containers/certs.d/<host>/, /etc/docker/certs.d/<host>/). */
   hostTls(host: string, options: DockerTransportOptions): Promise<HostTls>;
-  /** registries.conf's plan for `host/repository` (mirrors, blocked, insecure). */
+  /**
+   * registries.conf's plan for `host/repository` (mirrors, blocked, insecure). `pullBy` says whether
+   * the pull is by digest or by tag (default), which decides the mirrors `mirror-by-digest-only` and
+   * `pull-from-mirror` allow.
+   */
   endpointPlan(
     host: string,
     repository: string,
     options: DockerTransportOptions,
+    pullBy?: 'digest' | 'tag',
   ): Promise<RegistryEndpointPlan>;
 }
 

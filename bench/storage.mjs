@@ -1,0 +1,127 @@
+// Benchmarks img against skopeo writing into a containers-storage store (vfs, temp graph and run
+// roots, never the machine's store): a large image from an OCI layout into a fresh store, a repeated
+// copy into the store that has it, and, for scale, the CLI's start-up alone (`img --version`).
+// Wall time is the median of --runs runs; peak RSS comes from GNU time (%M, KiB).
+//
+//   node bench/storage.mjs [--size-mib 1024] [--layers 8] [--runs 3] [--work DIR]
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import { createGunzip } from 'node:zlib';
+import { hasSkopeo, makeImage, median, timed } from './lib.mjs';
+
+const { values } = parseArgs({
+  options: {
+    'size-mib': { type: 'string', default: '1024' },
+    layers: { type: 'string', default: '8' },
+    runs: { type: 'string', default: '3' },
+    work: { type: 'string' },
+  },
+});
+const sizeMiB = Number(values['size-mib']);
+const layerCount = Number(values.layers);
+const runs = Number(values.runs);
+const root = new URL('..', import.meta.url).pathname;
+const imgBin = join(root, 'apps/cli/bin/run.js');
+const work = values.work ?? (await mkdtemp(join(tmpdir(), 'img-bench-storage-')));
+
+const sha256 = (bytes) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+/**
+ * lib.mjs's config lists the compressed digests as diff IDs (enough for layout-to-layout copies); a
+ * store checks each layer's uncompressed digest against the config, so this rewrites the config,
+ * manifest and index with the real diff IDs.
+ */
+async function fixDiffIds(layout, tag) {
+  const blob = (d) => join(layout, 'blobs/sha256', d.slice(7));
+  const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8'));
+  const manifest = JSON.parse(await readFile(blob(index.manifests[0].digest), 'utf8'));
+  const config = JSON.parse(await readFile(blob(manifest.config.digest), 'utf8'));
+  config.rootfs.diff_ids = [];
+  for (const layer of manifest.layers) {
+    const hash = createHash('sha256');
+    await pipeline(createReadStream(blob(layer.digest)), createGunzip(), async (chunks) => {
+      for await (const c of chunks) hash.update(c);
+    });
+    config.rootfs.diff_ids.push(`sha256:${hash.digest('hex')}`);
+  }
+  const configBytes = Buffer.from(JSON.stringify(config));
+  manifest.config = { ...manifest.config, digest: sha256(configBytes), size: configBytes.length };
+  const manifestBytes = Buffer.from(JSON.stringify(manifest));
+  await writeFile(blob(manifest.config.digest), configBytes);
+  await writeFile(blob(sha256(manifestBytes)), manifestBytes);
+  index.manifests = [
+    {
+      mediaType: manifest.mediaType,
+      digest: sha256(manifestBytes),
+      size: manifestBytes.length,
+      annotations: { 'org.opencontainers.image.ref.name': tag },
+    },
+  ];
+  await writeFile(join(layout, 'index.json'), JSON.stringify(index));
+}
+
+async function scenario(name, tool, prepare, args) {
+  const samples = [];
+  for (let i = 0; i < runs; i++) {
+    await prepare();
+    execFileSync('sync');
+    samples.push(
+      tool === 'img'
+        ? await timed(process.execPath, [imgBin, ...args])
+        : await timed('/usr/bin/skopeo', args),
+    );
+  }
+  return {
+    name,
+    tool,
+    wall: median(samples.map((s) => s.wall)),
+    rssMiB: Math.max(...samples.map((s) => s.rssMiB)),
+  };
+}
+
+const src = join(work, 'src');
+const graph = join(work, 'store', 'g');
+const runRoot = join(work, 'store', 'r');
+const dest = `containers-storage:[vfs@${graph}+${runRoot}]localhost/bench:v1`;
+console.error(`bench: building a ${sizeMiB} MiB image in ${layerCount} layers at ${src}`);
+await rm(work, { recursive: true, force: true });
+await mkdir(work, { recursive: true });
+await makeImage(src, { sizeMiB, layerCount });
+await fixDiffIds(src, 'bench');
+const freshStore = () => rm(join(work, 'store'), { recursive: true, force: true });
+const noop = async () => {};
+
+const scenarios = [
+  ['oci → containers-storage (new)', freshStore, ['copy', '--quiet', `oci:${src}:bench`, dest]],
+  ['oci → containers-storage (again)', noop, ['copy', '--quiet', `oci:${src}:bench`, dest]],
+];
+const rows = [];
+const tools = hasSkopeo ? ['img', 'skopeo'] : ['img'];
+for (const tool of runs > 0 ? tools : []) {
+  for (const [name, prepare, args] of scenarios) {
+    rows.push(await scenario(name, tool, prepare, ['--insecure-policy', ...args]));
+  }
+}
+if (runs > 0) rows.push(await scenario('CLI start-up (--version)', 'img', noop, ['--version']));
+await freshStore();
+
+console.log(
+  `\n${sizeMiB} MiB, ${layerCount} layers, vfs, median of ${runs} runs, node ${process.version}${hasSkopeo ? `, ${execFileSync('/usr/bin/skopeo', ['--version']).toString().trim()}` : ''}\n`,
+);
+console.log(
+  '| scenario | img wall s | img peak RSS MiB | skopeo wall s | skopeo peak RSS MiB | img / skopeo |',
+);
+console.log('|---|---|---|---|---|---|');
+for (const r of rows.filter((r) => r.tool === 'img')) {
+  const s = rows.find((x) => x.tool === 'skopeo' && x.name === r.name);
+  console.log(
+    `| ${r.name} | ${r.wall.toFixed(3)} | ${r.rssMiB.toFixed(0)} | ${s ? s.wall.toFixed(3) : '-'} | ${s ? s.rssMiB.toFixed(0) : '-'} | ${s ? (r.wall / s.wall).toFixed(2) : '-'} |`,
+  );
+}
+if (!values.work) await rm(work, { recursive: true, force: true });
