@@ -55,9 +55,11 @@ async function writeLayer(dir, bytes) {
     const pad = (512 - (bytes % 512)) % 512;
     yield Buffer.alloc(pad + 1024);
   }
+  // The tar's own digest is the layer's diff ID (the config lists those); the gzip's is the blob's.
+  const diff = digester();
   const d = digester();
-  await pipeline(tar(), createGzip({ level: 0 }), d, createWriteStream(tmp));
-  return { tmp, digest: d.digest(), size: d.bytes };
+  await pipeline(tar(), diff, createGzip({ level: 0 }), d, createWriteStream(tmp));
+  return { tmp, digest: d.digest(), size: d.bytes, diffId: diff.digest() };
 }
 
 /** Builds an image of `sizeMiB` MiB in `layerCount` random layers into the OCI layout `layout`, tagged `tag`. */
@@ -73,7 +75,7 @@ export async function makeImage(layout, { sizeMiB, layerCount, tag = 'bench' }) 
     JSON.stringify({
       architecture: 'amd64',
       os: 'linux',
-      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
       config: {},
     }),
   );

@@ -26,6 +26,7 @@ import {
   NotSupportedError,
   type OperationOptions,
   type PutBlobOptions,
+  parseManifestList,
   type ReusedBlob,
   type Signature,
   type SystemContext,
@@ -47,6 +48,12 @@ import {
   signatureKey,
   writeFileAtomically,
 } from './store.js';
+
+/** The instance digests a manifest list names. */
+function manifestListDigests(bytes: Uint8Array, mediaType: string): Digest[] {
+  return parseManifestList(bytes, mediaType).manifests.map((m) => m.digest);
+}
+
 import { reassembleLayer } from './tar-split.js';
 
 /** What the destination knows of one layer blob: its diff ID and, once it is in the store, its layer. */
@@ -67,10 +74,15 @@ const configLimit = 32 * 1024 * 1024;
  * the image record, its big data and names are written at commit under layers.lock and images.lock.
  */
 export class StorageImageDestination implements ImageDestination {
-  /** The manifest types stored as they are; schema 1 is converted by the engine (image IDs differ for it). */
+  /**
+   * The manifest types stored as they are; schema 1 is converted by the engine (image IDs differ for
+   * it). Lists are kept as big data beside their one image (containers/image's top-level manifest).
+   */
   readonly supportedManifestMediaTypes: readonly string[] = [
     MediaTypes.ociManifest,
     MediaTypes.dockerV2Schema2,
+    MediaTypes.ociIndex,
+    MediaTypes.dockerV2List,
   ];
   readonly desiredLayerCompression: LayerCompression = 'preserve';
   readonly supportsSignatures = true;
@@ -85,6 +97,10 @@ export class StorageImageDestination implements ImageDestination {
   private readonly spooled = new Map<Digest, string>();
   private readonly configs = new Map<Digest, Buffer>();
   private manifest: Buffer | undefined;
+  /** The instance digest the manifest was put under, when it is an instance of a list. */
+  private manifestInstance: Digest | undefined;
+  /** The manifest list put with the image (stored as `manifest-<list digest>`). */
+  private toplevel: Buffer | undefined;
   private signatures: Signature[] | undefined;
   private spoolDir: string | undefined;
 
@@ -248,13 +264,26 @@ export class StorageImageDestination implements ImageDestination {
   ): Promise<void> {
     options.signal?.throwIfAborted();
     const mediaType = guessMediaType(bytes);
-    if (instanceDigest !== undefined || isManifestListMediaType(mediaType)) {
-      throw new NotSupportedError(`${this.ref} stores one image; copy a single image, without --all`);
-    }
     if (!this.supportedManifestMediaTypes.includes(mediaType)) {
       throw new ManifestTypeRejectedError(mediaType, this.ref.toString());
     }
+    if (isManifestListMediaType(mediaType)) {
+      if (instanceDigest !== undefined) throw new ManifestTypeRejectedError(mediaType, this.ref.toString());
+      this.toplevel = Buffer.from(bytes);
+      return;
+    }
+    // One image per reference: a second, different instance of a list cannot be stored with it.
+    if (
+      instanceDigest !== undefined &&
+      this.manifestInstance !== undefined &&
+      this.manifestInstance !== instanceDigest
+    ) {
+      throw new NotSupportedError(
+        `${this.ref} stores one image; the list has several instances, copy one without --all`,
+      );
+    }
     this.manifest = Buffer.from(bytes);
+    this.manifestInstance = instanceDigest;
   }
 
   async putSignatures(
@@ -263,9 +292,11 @@ export class StorageImageDestination implements ImageDestination {
     options: OperationOptions = {},
   ): Promise<void> {
     options.signal?.throwIfAborted();
-    if (instanceDigest !== undefined) {
+    if (instanceDigest !== undefined && instanceDigest !== this.manifestInstance) {
       throw new NotSupportedError(`${this.ref} stores one image; per-instance signatures are not supported`);
     }
+    // Signatures of the list itself are kept with the image only when no instance has its own.
+    if (instanceDigest === undefined && this.signatures !== undefined && this.toplevel !== undefined) return;
     this.signatures = signatures;
   }
 
@@ -302,12 +333,19 @@ export class StorageImageDestination implements ImageDestination {
       (await readBigData(store, image.id, key, 4 * 1024 * 1024)) ??
       (await readBigData(store, image.id, 'manifest', 4 * 1024 * 1024));
     if (!manifest || manifestDigest(manifest) !== digest) return { present: false };
-    try {
-      await stat(
-        store.bigDataPath(image.id, manifestDescriptors(manifest, guessMediaType(manifest)).config!.digest),
-      );
-    } catch {
-      return { present: false };
+    const type = guessMediaType(manifest);
+    if (isManifestListMediaType(type)) {
+      // A list is present with its image when that image holds every instance the list names.
+      const instances = manifestListDigests(manifest, type);
+      if (instances.length === 0 || instances.some((d) => digests[manifestKey(d)] !== d)) {
+        return { present: false };
+      }
+    } else {
+      try {
+        await stat(store.bigDataPath(image.id, manifestDescriptors(manifest, type).config!.digest));
+      } catch {
+        return { present: false };
+      }
     }
     const sigBytes = await readBigData(store, image.id, 'signatures', 64 * 1024 * 1024);
     return {
@@ -432,6 +470,8 @@ export class StorageImageDestination implements ImageDestination {
               [manifestKey(mDigest), manifest],
               ['manifest', manifest],
             ];
+            // containers/image keeps the list the instance came from under its own digest.
+            if (this.toplevel) bigData.push([manifestKey(manifestDigest(this.toplevel)), this.toplevel]);
             const sigs = this.signatures ?? [];
             const encoded = sigs.map(encodeSignature);
             const sigBlob = Buffer.concat(encoded);

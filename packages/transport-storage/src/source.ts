@@ -12,8 +12,10 @@ import {
   guessMediaType,
   type ImageReference,
   type ImageSource,
+  InvalidLayoutError,
   isManifestListMediaType,
   ManifestUnknownError,
+  MediaTypes,
   manifestDescriptors,
   maxManifestSize,
   type OperationOptions,
@@ -152,6 +154,52 @@ export class StorageImageSource implements ImageSource {
       throw new ManifestUnknownError(instanceDigest ? `${this.ref}@${instanceDigest}` : this.ref.toString());
     }
     return { bytes, mediaType: guessMediaType(bytes) };
+  }
+
+  /**
+   * The layers as this store can serve them byte for byte, in the manifest's order (containers/image's
+   * LayerInfosForCopy). The store keeps each layer uncompressed (its files and tar-split), never the
+   * compressed blob; gzip output depends on the compressor and its settings, so a compressed layer is
+   * offered uncompressed: its diff digest, its uncompressed size and the manifest format's tar media
+   * type. Layers the manifest already names uncompressed are kept as they are; when every layer is,
+   * the answer is undefined (copy the manifest's layers). Fails when the image's layer chain does not
+   * match the manifest.
+   */
+  async layerInfosForCopy(
+    instanceDigest?: Digest,
+    options: OperationOptions = {},
+  ): Promise<BlobInfo[] | undefined> {
+    options.signal?.throwIfAborted();
+    const manifest = await this.getManifest(instanceDigest, options);
+    // A list has no layers; schema 1 counts empty layers the store does not have (the engine converts it).
+    if (
+      isManifestListMediaType(manifest.mediaType) ||
+      manifest.mediaType === MediaTypes.dockerV2Schema1 ||
+      manifest.mediaType === MediaTypes.dockerV2Schema1Signed
+    ) {
+      return undefined;
+    }
+    const tarType =
+      manifest.mediaType === MediaTypes.ociManifest ? MediaTypes.ociLayer : MediaTypes.dockerLayer;
+    const descriptors = manifestDescriptors(manifest.bytes, manifest.mediaType).layers;
+    if (descriptors.length !== this.layers.length) {
+      throw new InvalidLayoutError(
+        `image ${this.image.id} in ${this.store}: the manifest lists ${descriptors.length} layers, the store ${this.layers.length}`,
+      );
+    }
+    let changed = false;
+    const infos = descriptors.map((d, i): BlobInfo => {
+      const layer = this.layers[i]!;
+      const diffDigest = layer['diff-digest'] as Digest | undefined;
+      const diffSize = layer['diff-size'];
+      if (diffDigest === undefined || diffSize === undefined || diffSize < 0) {
+        throw new InvalidLayoutError(`layer ${layer.id} in ${this.store} has no uncompressed digest or size`);
+      }
+      if (d.digest === diffDigest) return d;
+      changed = true;
+      return { digest: diffDigest, size: diffSize, mediaType: tarType };
+    });
+    return changed ? infos : undefined;
   }
 
   /** The layer records in the order of the manifest's layers. */

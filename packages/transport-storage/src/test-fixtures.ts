@@ -129,10 +129,18 @@ export async function richImage(work: string): Promise<BuiltImage> {
   return imageFromTars(tars);
 }
 
-/** An OCI image from layer tars (gzip with zlib defaults), with a config naming their diff IDs. */
-export function imageFromTars(tars: Buffer[], labels: Record<string, string> = {}): BuiltImage {
+/**
+ * An OCI image from layer tars, with a config naming their diff IDs. Layers are gzip with zlib's
+ * defaults unless `gzipLevel` says otherwise (another level stands for a foreign compressor: the
+ * store cannot rebuild those bytes).
+ */
+export function imageFromTars(
+  tars: Buffer[],
+  labels: Record<string, string> = {},
+  gzipLevel?: number,
+): BuiltImage {
   const layers = tars.map((tar) => {
-    const bytes = gzipSync(tar);
+    const bytes = gzipLevel === undefined ? gzipSync(tar) : gzipSync(tar, { level: gzipLevel });
     return {
       bytes,
       digest: computeDigest(bytes),
