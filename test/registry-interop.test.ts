@@ -133,10 +133,51 @@ describe.runIf(hasSkopeo)('img and skopeo share a registry', () => {
     const withTag = await box.img('list-tags', '--tls-verify=false', `docker://${registry.host}/listed:v2`);
     expect(withTag.code).toBe(1);
 
+    // inspect reports the repository's tags as skopeo does, and none with --no-tags.
+    const inspectTags = async (...flags: string[]) => {
+      const r = await box.img(
+        'inspect',
+        '--tls-verify=false',
+        ...flags,
+        `docker://${registry.host}/listed:v2`,
+      );
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { RepoTags: string[] }).RepoTags;
+    };
+    const skopeoTags = await skopeo('inspect', '--tls-verify=false', `docker://${registry.host}/listed:v2`);
+    expect((await inspectTags()).sort()).toEqual(JSON.parse(skopeoTags.stdout).RepoTags.sort());
+    expect((await inspectTags()).sort()).toEqual(['v2', 'v3']);
+    expect(await inspectTags('--no-tags')).toEqual([]);
+
     const deleted = await box.img('delete', '--tls-verify=false', `docker://${registry.host}/listed:v2`);
     expect(deleted.code, deleted.stderr).toBe(0);
     // The manifest is gone, and with it every tag that pointed at it (skopeo's behaviour).
     const gone = await skopeo('inspect', '--tls-verify=false', `docker://${registry.host}/listed:v3`);
     expect(gone.code).not.toBe(0);
+  });
+
+  it('says clearly when the registry does not allow deletes, and keeps the image', async () => {
+    const locked = await startRegistry({ deleteEnabled: false });
+    try {
+      const pushed = await box.img(
+        '--insecure-policy',
+        'copy',
+        '--quiet',
+        '--dest-tls-verify=false',
+        `oci:${src}:v1`,
+        `docker://${locked.host}/kept:v1`,
+      );
+      expect(pushed.code, pushed.stderr).toBe(0);
+      const r = await box.img('delete', '--tls-verify=false', `docker://${locked.host}/kept:v1`);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `Error: docker://${locked.host}/kept:v1: the registry ${locked.host} does not allow deleting images (HTTP 405)\n`,
+      );
+      expect((await box.img('inspect', '--tls-verify=false', `docker://${locked.host}/kept:v1`)).code).toBe(
+        0,
+      );
+    } finally {
+      await locked.stop();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { ManifestUnknownError, type OperationOptions, RegistryError } from '@img/core';
+import { ManifestUnknownError, NotSupportedError, type OperationOptions, RegistryError } from '@img/core';
 import { dockerConfig } from './context.js';
 import type { DockerTransportOptions } from './options.js';
 import type { DockerReference } from './reference.js';
@@ -54,5 +54,14 @@ export async function deleteImage(
   }
   const error = await client.failure(res, 'DELETE');
   if (res.statusCode === 404) throw new ManifestUnknownError(ref.toString(), { cause: error });
+  if (res.statusCode === 405) {
+    // distribution answers 405 UNSUPPORTED when its storage.delete.enabled is off.
+    throw new NotSupportedError(
+      `${ref}: the registry ${ref.host} does not allow deleting images (HTTP 405)`,
+      {
+        cause: error,
+      },
+    );
+  }
   throw error;
 }

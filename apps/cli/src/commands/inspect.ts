@@ -1,4 +1,11 @@
-import { getImageConfig, inspectImage } from '@img/core';
+import {
+  getImageConfig,
+  type ImageReference,
+  inspectImage,
+  RegistryError,
+  type SystemContext,
+} from '@img/core';
+import type { DockerReference } from '@img/transport-docker';
 import { Args, Errors, Flags } from '@oclif/core';
 import { BaseCommand, durationFlag, errorMessage } from '../base-command.js';
 import { withOciOptions } from '../copy-options.js';
@@ -105,9 +112,10 @@ For a manifest list, Digest is the list's and the rest describes the image chose
             const { bytes, config } = await getImageConfig(source, options);
             return flags.raw ? bytes : { json: ociConfigView(config), data: ociConfigTemplateData(config) };
           }
-          // Tags are listed only for registry references, which no built-in transport has yet:
-          // RepoTags stays empty, with or without --no-tags.
           const out = await inspectImage(source, options);
+          // As skopeo: the repository's tags for registry references, unless --no-tags.
+          if (ref.transport.name === 'docker' && !flags['no-tags'])
+            out.RepoTags = await this.repoTags(ref, ctx);
           return { json: inspectJsonView(out), data: inspectTemplateData(out) };
         } finally {
           await source.close();
@@ -127,5 +135,24 @@ For a manifest list, Digest is the list's and the rest describes the image chose
     const output =
       result instanceof Uint8Array ? result : formatOutput(result.json, result.data, flags.format);
     this.write(output);
+  }
+
+  /**
+   * The tags of a registry reference's repository. A registry that refuses to list them (401/403, as
+   * ECR and Quay do) costs a warning, not the inspect, as in skopeo.
+   */
+  private async repoTags(ref: ImageReference, ctx: SystemContext): Promise<string[]> {
+    const { listTags } = await import('@img/transport-docker');
+    const tags: string[] = [];
+    try {
+      for await (const tag of listTags(ref as DockerReference, ctx, { signal: this.signal })) tags.push(tag);
+    } catch (error) {
+      if (error instanceof RegistryError && (error.status === 401 || error.status === 403)) {
+        this.warnLine('registry disallows tag list retrieval; skipping');
+        return [];
+      }
+      throw error;
+    }
+    return tags;
   }
 }

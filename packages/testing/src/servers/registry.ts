@@ -44,6 +44,8 @@ export interface StartRegistryOptions {
   readonly startTimeoutMs?: number;
   /** The registry's log level (default `info`; `debug` is very chatty). */
   readonly logLevel?: 'error' | 'warn' | 'info' | 'debug';
+  /** Whether the registry allows deleting manifests (`storage.delete.enabled`); default true. */
+  readonly deleteEnabled?: boolean;
 }
 
 /** A running registry started by {@link startRegistry}; stop it with {@link RegistryServer.stop}. */
@@ -164,7 +166,7 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
       log: { level: options.logLevel ?? 'info', formatter: 'text', accesslog: { disabled: false } },
       storage: {
         filesystem: { rootdirectory: storageDir },
-        delete: { enabled: true },
+        delete: { enabled: options.deleteEnabled ?? true },
         maintenance: { uploadpurging: { enabled: false } },
       },
       health: { storagedriver: { enabled: false } },
