@@ -136,7 +136,32 @@ describe('the blob-info cache and blob reuse against a registry', () => {
     expect(evs.find((e) => e.type === 'done')?.bytesMoved).toBe(0);
   });
 
-  // Needs the registry destination to look up substitutes (cache.reuseCandidates with canSubstitute):
-  // an uncompressed source layer is compressed on each push until it finds the gzip variant it pushed.
-  it.todo('moves 0 blob bytes on a second push of an uncompressed image to the same repository');
+  it('moves 0 blob bytes on a second push of an uncompressed image to the same repository', async () => {
+    // The layout keeps its layers uncompressed; the registry wants them compressed, so the first push
+    // gzips and uploads them. The second finds the gzip variants through the cache and a HEAD.
+    const plain = await writeOciImage(layout, 'plain', {
+      seed: 63,
+      layers: 3,
+      layerSize: 200_000,
+      compressed: false,
+    });
+    const first = await copy(`oci:${layout}:plain`, `docker://${proxy.host}/plain:v1`);
+    expect(first.code, first.stderr).toBe(0);
+    await proxy.settled();
+    expect(proxy.blobBytesUp).toBeGreaterThan(0);
+    proxy.reset();
+    const second = await copy(`oci:${layout}:plain`, `docker://${proxy.host}/plain:v1`);
+    expect(second.code, second.stderr).toBe(0);
+    await proxy.settled();
+    expect(proxy.blobBytesUp).toBe(0);
+    expect(proxy.blobBytesDown).toBe(0);
+    expect(proxy.count(BLOB_UPLOAD)).toBe(0);
+    const evs = events(second.stdout);
+    expect(evs.find((e) => e.type === 'done')?.bytesMoved).toBe(0);
+    const substituted = evs.filter((e) => e.type === 'blob-reused' && e.how === 'substituted');
+    expect(substituted.map((e) => e.digest).sort()).toEqual(plain.layers.map((l) => l.digest).sort());
+    // The same manifest, of gzip layers, as the first push wrote.
+    const written = (out: string) => events(out).find((e) => e.type === 'manifest-written')?.digest;
+    expect(written(second.stdout)).toBe(written(first.stdout));
+  });
 });

@@ -142,3 +142,39 @@ export class DigestingStream extends Transform {
     callback();
   }
 }
+
+/** What a stream marked by {@link markVerified} promises about its bytes. */
+export interface VerifiedContent {
+  digest: Digest;
+  /** The exact byte count checked, or -1 when only the digest is. */
+  size: number;
+}
+
+const verifiedContent = Symbol.for('@img/core.verifiedContent');
+
+/**
+ * Marks `stream` as one that fails before its end unless its bytes have `content`'s digest (and
+ * size, unless -1): the last stage of a pipeline that holds a {@link DigestingStream} expecting
+ * them, as the copy engine builds. A destination given such a stream may skip hashing the same
+ * bytes a second time ({@link verifiedDigestOf}); the bytes are still verified once, before the end.
+ */
+export function markVerified<T extends object>(stream: T, content: VerifiedContent): T {
+  (stream as { [verifiedContent]?: VerifiedContent })[verifiedContent] = content;
+  return stream;
+}
+
+/**
+ * The digest a stream is already verified against (see {@link markVerified}) when that covers what
+ * a writer is asked to check, `expected`: the same digest, and the same size unless `expected.size`
+ * is -1 or unset. Undefined otherwise: the writer hashes the bytes itself.
+ */
+export function verifiedDigestOf(
+  stream: object,
+  expected: { digest?: Digest | undefined; size?: number | undefined },
+): Digest | undefined {
+  const claim = (stream as { [verifiedContent]?: VerifiedContent })[verifiedContent];
+  if (!claim || expected.digest === undefined || claim.digest !== expected.digest) return undefined;
+  const size = expected.size ?? -1;
+  if (size !== -1 && claim.size !== size) return undefined;
+  return claim.digest;
+}

@@ -18,7 +18,7 @@ export type { CopyOptions, CopyResult, ImageListSelection, PolicyChecker } from 
 export { copyImage } from './copy/copy.js';
 export type { BlobOutcome, CopyEvent } from './copy/events.js';
 export { wrapDestination, wrapSource } from './copy/wrap.js';
-export type { Digest, DigestAlgorithm, DigestingStreamOptions } from './digest.js';
+export type { Digest, DigestAlgorithm, DigestingStreamOptions, VerifiedContent } from './digest.js';
 export {
   canonicalAlgorithm,
   computeDigest,
@@ -26,7 +26,9 @@ export {
   digestAlgorithm,
   digestHex,
   isDigest,
+  markVerified,
   parseDigest,
+  verifiedDigestOf,
   verifyBytes,
 } from './digest.js';
 export type { HttpFailure, RegistryErrorDetail } from './errors.js';

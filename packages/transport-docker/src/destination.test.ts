@@ -1,10 +1,14 @@
 import { Readable } from 'node:stream';
 import {
+  type BlobCandidate,
   type BlobInfoCache,
   type BlobReuseCandidate,
+  type CompressionName,
   copyImage,
   type Digest,
   insecureAcceptAnythingPolicy,
+  MediaTypes,
+  manifestDescriptors,
   PolicyContext,
 } from '@img/core';
 import {
@@ -26,28 +30,52 @@ import { useTestConfig } from './test-helpers.js';
 
 const policy = new PolicyContext(insecureAcceptAnythingPolicy);
 
-/** A BlobInfoCache that remembers locations in memory (the real ones live in @img/blobcache). */
+/**
+ * A BlobInfoCache in memory (the real ones live in @img/blobcache): locations, most recent first, and
+ * the compressed/uncompressed pairs and compressions the engine records, enough for substitutes.
+ */
 function memoryCache(): BlobInfoCache & { locations: Map<string, string[]> } {
   const locations = new Map<string, string[]>();
+  const uncompressed = new Map<Digest, Digest>();
+  const compressions = new Map<Digest, CompressionName>();
+  const compressionOf = (d: Digest) => compressions.get(d) ?? 'unknown';
+  const located = (transport: string, scope: string | undefined, digest: Digest) =>
+    (locations.get(`${transport}\0${scope}\0${digest}`) ?? []).map((location) => ({
+      digest,
+      compression: compressionOf(digest),
+      location,
+      lastSeen: Date.now(),
+    }));
   return {
     locations,
-    uncompressedDigest: () => undefined,
-    recordDigestUncompressedPair: () => {},
-    recordDigestCompression: () => {},
-    digestCompression: () => 'unknown',
-    reuseCandidates: () => [],
+    uncompressedDigest: (d) => uncompressed.get(d),
+    recordDigestUncompressedPair: (c, u) => void uncompressed.set(c, u),
+    recordDigestCompression: (d, c) => void compressions.set(d, c),
+    digestCompression: compressionOf,
     recordKnownLocation: (where, digest, location) => {
       const key = `${where.transport}\0${where.scope}\0${digest}`;
       const list = (locations.get(key) ?? []).filter((l) => l !== location);
       locations.set(key, [location, ...list]);
     },
-    candidateLocations: (transport, scope, digest): BlobReuseCandidate[] =>
-      (locations.get(`${transport}\0${scope}\0${digest}`) ?? []).map((location) => ({
-        digest,
-        compression: 'gzip',
-        location,
-        lastSeen: Date.now(),
-      })),
+    candidateLocations: (transport, scope, digest): BlobReuseCandidate[] => located(transport, scope, digest),
+    reuseCandidates: (transport, scope, digest, options): BlobCandidate[] => {
+      const base = uncompressed.get(digest) ?? digest;
+      const variants = options.canSubstitute
+        ? [...new Set([...uncompressed.keys(), base])].filter(
+            (d) =>
+              d !== digest &&
+              (uncompressed.get(d) ?? d) === base &&
+              (options.compressions ?? []).includes(compressionOf(d)),
+          )
+        : [];
+      const out: BlobCandidate[] = located(transport, scope, digest);
+      for (const v of variants) {
+        const at = located(transport, scope, v);
+        if (at.length > 0) out.push(...at);
+        else if (options.includeUnknownLocations) out.push({ digest: v, compression: compressionOf(v) });
+      }
+      return out;
+    },
     close: () => {},
   };
 }
@@ -130,6 +158,79 @@ describe('docker destination, counted through a proxy', () => {
     expect(cache.candidateLocations('docker', proxy.host, image.layers[0]!.digest, false)[0]?.location).toBe(
       'cached-b',
     );
+  });
+
+  it('pushes an uncompressed image a second time without uploading a byte, finding the gzip variants by HEAD', async () => {
+    const cache = memoryCache();
+    const plain = await randomImage({ seed: 22, layers: 2, layerSize: 50_000, compressed: false });
+    const src = store.add('plain', plain);
+    const first = await copyImage(ref('plain:v1'), src, { policy, cache });
+    await proxy.settled();
+    expect(proxy.blobBytesUp).toBeGreaterThan(0);
+    proxy.reset();
+    const second = await copyImage(ref('plain:v1'), src, { policy, cache });
+    await proxy.settled();
+    expect(second.bytesMoved).toBe(0);
+    expect(proxy.blobBytesUp).toBe(0);
+    expect(proxy.count(BLOB_UPLOAD)).toBe(0);
+    expect(proxy.count(BLOB_GET)).toBe(0);
+    expect(second.manifestDigest).toBe(first.manifestDigest);
+    // Per layer: a HEAD of the tar (absent), then of its gzip variant (present); one for the config.
+    expect(proxy.count({ method: 'HEAD', path: '/blobs/' })).toBe(2 * plain.layers.length + 1);
+    const layers = manifestDescriptors(second.manifest.bytes).layers;
+    expect(layers.map((l) => l.mediaType)).toEqual([MediaTypes.ociLayerGzip, MediaTypes.ociLayerGzip]);
+    const back = await readImage(ref('plain:v1'));
+    expect(back.layers.map((l) => l.digest)).toEqual(layers.map((l) => l.digest));
+  });
+
+  it('mounts the gzip variant of an uncompressed layer from another repository the cache knows', async () => {
+    const cache = memoryCache();
+    const plain = await randomImage({ seed: 23, layers: 1, layerSize: 50_000, compressed: false });
+    const src = store.add('plain-mount', plain);
+    await copyImage(ref('variant-a:v1'), src, { policy, cache });
+    await proxy.settled();
+    proxy.reset();
+    const dest = await ref('variant-b:v1').newImageDestination({});
+    try {
+      const layer = plain.layers[0]!;
+      const found = await dest.tryReusingBlob(
+        { digest: layer.digest, size: layer.bytes.length, mediaType: layer.mediaType },
+        { cache, canSubstitute: true, compressions: ['gzip'] },
+      );
+      const gzip = cache.reuseCandidates('docker', proxy.host, layer.digest, {
+        canSubstitute: true,
+        compressions: ['gzip'],
+      })[0]!.digest;
+      expect(found).toEqual({
+        digest: gzip,
+        size: expect.any(Number),
+        how: 'mounted',
+        compression: 'gzip',
+      });
+      await proxy.settled();
+      expect(
+        proxy.count({ method: 'POST', path: new RegExp(`mount=${encodeURIComponent(gzip)}&from=variant-a`) }),
+      ).toBe(1);
+      expect(proxy.blobBytesUp).toBe(0);
+      expect((await dest.tryReusingBlob({ digest: gzip, size: found!.size }))?.how).toBe('present');
+    } finally {
+      await dest.close();
+    }
+  });
+
+  it('takes no substitute without canSubstitute', async () => {
+    const cache = memoryCache();
+    const plain = await randomImage({ seed: 24, layers: 1, layerSize: 10_000, compressed: false });
+    await copyImage(ref('nosub:v1'), store.add('nosub', plain), { policy, cache });
+    const dest = await ref('nosub:v1').newImageDestination({});
+    try {
+      const layer = plain.layers[0]!;
+      expect(await dest.tryReusingBlob({ digest: layer.digest, size: layer.bytes.length }, { cache })).toBe(
+        undefined,
+      );
+    } finally {
+      await dest.close();
+    }
   });
 
   it('retries a request answered 429 after its Retry-After', async () => {

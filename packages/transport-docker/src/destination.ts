@@ -1,7 +1,9 @@
 import type { Readable } from 'node:stream';
 import {
+  type BlobCandidate,
   type BlobInfo,
   type BlobInfoCache,
+  type CompressionName,
   type Digest,
   DigestMismatchError,
   guessMediaType,
@@ -136,7 +138,10 @@ export class DockerImageDestination implements ImageDestination {
   /**
    * Reports a blob present after one HEAD; else mounts it from another repository of this registry
    * that is known to hold it: the copy's source when it is on this registry, then the cache's
-   * locations (most recent first), at most {@link maxMountAttempts} tries in all.
+   * locations (most recent first), at most {@link maxMountAttempts} mounts in all. With
+   * `canSubstitute`, the cache's variants of the blob (another compression of the same content, one
+   * of `compressions`) count too: a HEAD here for those seen in this repository or of unknown
+   * location, a mount for those seen in another one.
    */
   async tryReusingBlob(info: BlobInfo, options: TryReusingBlobOptions = {}): Promise<ReusedBlob | undefined> {
     const { signal, cache } = options;
@@ -145,34 +150,76 @@ export class DockerImageDestination implements ImageDestination {
       this.record(cache, info.digest);
       return this.reused(info, size, 'present');
     }
-    const candidates: string[] = [];
+    const sources: Array<{ digest: Digest; from: string | undefined; compression: CompressionName }> = [];
     const src = options.srcRef;
     if (
       src?.transport.name === 'docker' &&
       src.dockerReference?.domain === this.reference.host &&
       src.dockerReference.path !== this.repository
     ) {
-      candidates.push(src.dockerReference.path);
+      sources.push({ digest: info.digest, from: src.dockerReference.path, compression: 'unknown' });
     }
-    for (const candidate of cache?.candidateLocations('docker', this.reference.host, info.digest, false) ??
-      []) {
-      // Only the same digest: a substitute would need its media type changed in the manifest.
-      if (candidate.digest !== info.digest) continue;
-      if (candidate.location === this.repository || candidates.includes(candidate.location)) continue;
-      candidates.push(candidate.location);
+    const host = this.reference.host;
+    const candidates: BlobCandidate[] = !cache
+      ? []
+      : options.canSubstitute
+        ? cache.reuseCandidates('docker', host, info.digest, {
+            canSubstitute: true,
+            compressions: options.compressions,
+            includeUnknownLocations: true,
+          })
+        : cache.candidateLocations('docker', host, info.digest, false);
+    for (const c of candidates) {
+      // Without canSubstitute, only the same digest: a substitute needs its media type changed.
+      if (!options.canSubstitute && c.digest !== info.digest) continue;
+      const here = c.location === undefined || c.location === this.repository;
+      // The blob itself was just looked for here.
+      if (here && c.digest === info.digest) continue;
+      const from = here ? undefined : c.location;
+      if (sources.some((s) => s.digest === c.digest && s.from === from)) continue;
+      sources.push({ digest: c.digest, from, compression: c.compression });
     }
-    for (const from of candidates.slice(0, maxMountAttempts)) {
-      if (await this.mount(info.digest, from, signal)) {
-        this.record(cache, info.digest);
-        const mountedSize = info.size >= 0 ? info.size : await this.blobSize(info.digest, signal);
-        return this.reused(info, mountedSize ?? -1, 'mounted');
+    let mounts = 0;
+    for (const { digest, from, compression } of sources) {
+      const blob = digest === info.digest ? info : { digest, size: -1 };
+      if (from === undefined) {
+        const found = await this.blobSize(digest, signal);
+        if (found === undefined) continue;
+        this.record(cache, digest);
+        return this.reused(blob, found, 'present', info, compression);
+      }
+      if (mounts >= maxMountAttempts) continue;
+      mounts++;
+      if (await this.mount(digest, from, signal)) {
+        this.record(cache, digest);
+        const mountedSize = blob.size >= 0 ? blob.size : await this.blobSize(digest, signal);
+        return this.reused(blob, mountedSize ?? -1, 'mounted', info, compression);
       }
     }
     return undefined;
   }
 
-  private reused(info: BlobInfo, size: number, how: 'present' | 'mounted'): ReusedBlob {
-    return { digest: info.digest, size, ...(info.mediaType ? { mediaType: info.mediaType } : {}), how };
+  /**
+   * The descriptor of a blob found or mounted here: the one asked for (`asked`, by default `found`
+   * itself) or a substitute for it, reported `substituted` when present here (a mounted one stays
+   * `mounted`, so that mounts are counted) and with its compression when the cache knows it.
+   */
+  private reused(
+    found: BlobInfo,
+    size: number,
+    how: 'present' | 'mounted',
+    asked: BlobInfo = found,
+    compression: CompressionName = 'unknown',
+  ): ReusedBlob {
+    if (found.digest === asked.digest) {
+      return { digest: found.digest, size, ...(asked.mediaType ? { mediaType: asked.mediaType } : {}), how };
+    }
+    return {
+      digest: found.digest,
+      size,
+      how: how === 'present' ? 'substituted' : how,
+      ...(compression === 'unknown' ? {} : { compression }),
+    };
   }
 
   /** HEAD of a blob in this repository: its size, or undefined when absent. */

@@ -1,11 +1,12 @@
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import { type BlobInfoCache, type CompressionName, noCache } from '../blob-info-cache.js';
-import { computeDigest, type Digest, DigestingStream } from '../digest.js';
+import { computeDigest, type Digest, DigestingStream, markVerified } from '../digest.js';
 import {
   AbortedError,
   DigestMismatchError,
   ImgError as ImgErrorBase,
+  InvalidManifestError,
   ManifestConversionError,
   ManifestTypeRejectedError,
   NotSupportedError,
@@ -376,14 +377,22 @@ class Copier {
   }
 
   private async copySingle(
-    raw: RawManifest,
+    sourceRaw: RawManifest,
     sourceInstance: Digest | undefined,
     destInstance: Digest | undefined,
   ): Promise<SingleResult> {
     const signal = this.signal;
-    const manifest = parseImageManifest(raw.bytes, raw.mediaType);
+    const sourceDigest = manifestDigest(sourceRaw.bytes);
     const signatures = await this.wantedSignatures(sourceInstance);
     const reason = this.cannotModifyReason(signatures);
+    // From here on, the manifest is the one whose layers are copied: the source's, or the source's
+    // updated to the layer blobs it offers instead (layerInfosForCopy).
+    const { raw, manifest } = await this.manifestForCopy(
+      sourceRaw,
+      parseImageManifest(sourceRaw.bytes, sourceRaw.mediaType),
+      sourceInstance,
+      reason,
+    );
     const candidates = this.manifestCandidates(manifest.mediaType, reason);
     if (candidates.length === 0) {
       throw new ManifestTypeRejectedError(manifest.mediaType, String(this.dest.reference));
@@ -392,7 +401,21 @@ class Copier {
     const compressionPlan = manifest.layers.map((layer) => this.layerPlan(layer, reason));
     const layersChange = compressionPlan.some((p) => p !== 'preserve');
 
-    // Ask first: if what would be written is already there, move nothing.
+    // Ask first: if what would be written is already there, move nothing. When the source offered
+    // other blobs for its layers, its own manifest may well be at the destination already (a store
+    // copied out before): that is asked first, as it names the same image.
+    if (
+      destInstance === undefined &&
+      raw !== sourceRaw &&
+      !reason &&
+      candidates.includes(sourceRaw.mediaType)
+    ) {
+      const original = parseImageManifest(sourceRaw.bytes, sourceRaw.mediaType);
+      const present = await this.tryPresent(sourceRaw.bytes, sourceRaw.mediaType, signatures, async () =>
+        imageBlobsSize(original),
+      );
+      if (present) return present;
+    }
     if (destInstance === undefined && !layersChange && !isSchema1) {
       const first = candidates[0]!;
       const predicted = first === manifest.mediaType ? raw.bytes : tryConvert(manifest, first);
@@ -408,7 +431,7 @@ class Copier {
     this.imageSize += size;
     this.emit({
       type: 'image-start',
-      manifestDigest: manifestDigest(raw.bytes),
+      manifestDigest: sourceDigest,
       instance: destInstance !== undefined,
       layers: manifest.layers.length,
       size,
@@ -441,7 +464,7 @@ class Copier {
     for (const mediaType of candidates) {
       let bytes: Uint8Array;
       try {
-        bytes = this.buildManifest(raw, manifest, mediaType, layers, config, reason);
+        bytes = this.buildManifest(raw, manifest, mediaType, layers, config, reason, sourceRaw);
       } catch (error) {
         if (error instanceof ManifestConversionError && candidates.length > 1) {
           errors.push(error);
@@ -468,6 +491,45 @@ class Copier {
     );
   }
 
+  /**
+   * The source manifest, or, when the source offers other blobs for its layers (containers/image's
+   * LayerInfosForCopy: a store that keeps layers uncompressed), the manifest updated to them, so that
+   * every later step (presence, compression, reuse, the manifest written) works on what is copied.
+   * Fails when the offered layers do not match the manifest's one for one, or the manifest may not
+   * change (`reason`).
+   */
+  private async manifestForCopy(
+    raw: RawManifest,
+    manifest: ImageManifest,
+    instance: Digest | undefined,
+    reason: string | undefined,
+  ): Promise<{ raw: RawManifest; manifest: ImageManifest }> {
+    const infos = await this.src.layerInfosForCopy?.(instance, { signal: this.signal });
+    if (infos === undefined) return { raw, manifest };
+    const layers = manifest.layers;
+    const source = String(this.src.reference);
+    if (infos.length !== layers.length) {
+      throw new InvalidManifestError(
+        `${source} offers ${infos.length} layers to copy, its manifest lists ${layers.length}`,
+      );
+    }
+    const differs = (info: BlobInfo, layer: BlobInfo) =>
+      info.digest !== layer.digest ||
+      (info.size >= 0 && info.size !== layer.size) ||
+      (info.mediaType !== undefined && info.mediaType !== layer.mediaType);
+    if (!infos.some((info, i) => differs(info, layers[i]!))) return { raw, manifest };
+    if (reason) throw new ManifestConversionError(`cannot change the manifest: ${reason}`);
+    infos.forEach((info, i) => {
+      if (info.digest !== layers[i]!.digest && (info.size < 0 || !info.mediaType)) {
+        throw new InvalidManifestError(
+          `${source} offers layer ${i} (${info.digest}) to copy without its size and media type`,
+        );
+      }
+    });
+    const bytes = updateLayerInfos(manifest, infos);
+    return { raw: { bytes, mediaType: raw.mediaType }, manifest: parseImageManifest(bytes, raw.mediaType) };
+  }
+
   private buildManifest(
     raw: RawManifest,
     manifest: ImageManifest,
@@ -475,9 +537,22 @@ class Copier {
     layers: CopiedLayer[],
     config: BlobInfo | undefined,
     reason: string | undefined,
+    sourceRaw: RawManifest = raw,
   ): Uint8Array {
     const changed = layers.some((l, i) => l.info.digest !== manifest.layers[i]!.digest);
     if (mediaType === manifest.mediaType && !changed) return raw.bytes;
+    // Layers offered uncompressed (layerInfosForCopy) and compressed again may come out as the very
+    // blobs the source manifest names: then that manifest, byte for byte, is what was copied.
+    if (raw !== sourceRaw && mediaType === sourceRaw.mediaType) {
+      const original = parseImageManifest(sourceRaw.bytes, sourceRaw.mediaType).layers;
+      const same = layers.every(
+        (l, i) =>
+          l.info.digest === original[i]?.digest &&
+          l.info.size === original[i]?.size &&
+          (l.info.mediaType ?? original[i]?.mediaType) === original[i]?.mediaType,
+      );
+      if (same && layers.length === original.length) return sourceRaw.bytes;
+    }
     if (reason) throw new ManifestConversionError(`cannot change the manifest: ${reason}`);
     const infos = layers.map((l) => l.info);
     if (mediaType === manifest.mediaType) return updateLayerInfos(manifest, infos);
@@ -749,6 +824,8 @@ class Copier {
     stream.on('error', () => {});
     raw = stream;
     const unknownDigest = action === 'compress' || action === 'decompress';
+    // The bytes as they come are verified above: a destination need not hash them again.
+    if (!unknownDigest) markVerified(stream, { digest: blob.digest, size: blob.size });
     // Decompression is deterministic: an uncompressed digest the cache knows is the one the
     // destination will compute, and it verifies it. Compression output is not: no digest is given.
     const expectedUncompressed = action === 'decompress' ? cache.uncompressedDigest(blob.digest) : undefined;

@@ -55,5 +55,7 @@ export function wrapSource(src: ImageSource): ImageSource {
   };
   const getBlobPath = method(s, 'getBlobPath');
   if (getBlobPath) wrapped.getBlobPath = getBlobPath;
+  const layerInfosForCopy = method(s, 'layerInfosForCopy');
+  if (layerInfosForCopy) wrapped.layerInfosForCopy = layerInfosForCopy;
   return wrapped;
 }

@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { finished, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RegistryError } from '@img/core';
 import { backoffMs, header, isRetryableNetworkError, type RetryPolicy } from './client.js';
@@ -41,63 +41,107 @@ export function resumableBody(
   policy: RetryPolicy,
   signal: AbortSignal | undefined,
 ): Readable {
-  async function* generate(): AsyncGenerator<Buffer> {
-    let body = first;
-    let offset = 0;
-    let resumes = 0;
-    let done = false;
-    try {
-      for (;;) {
-        try {
-          for await (const chunk of body as AsyncIterable<Buffer>) {
-            offset += chunk.length;
-            yield chunk;
-          }
-          done = true;
-          return;
-        } catch (error) {
-          if (signal?.aborted || !isRetryableNetworkError(error) || resumes >= maxResumes) throw error;
-          body.destroy();
-          const at = offset;
-          const started = resumes;
-          resumes++;
-          await sleep(
-            started === 0 ? 0 : backoffMs(policy, started - 1),
-            undefined,
-            signal ? { signal } : {},
-          );
-          let res: Awaited<ReturnType<RangeFetch>>;
-          try {
-            res = await fetchFrom(at, signal);
-          } catch (retryError) {
-            throw new AggregateError([error, retryError], 'blob read broke and could not be resumed', {
-              cause: error,
-            });
-          }
-          const range = parseContentRange(
-            Array.isArray(res.headers['content-range'])
-              ? res.headers['content-range'][0]
-              : res.headers['content-range'],
-          );
-          if (
-            res.status !== 206 ||
-            range === undefined ||
-            range.start !== at ||
-            (size >= 0 && range.total !== undefined && range.total !== size)
-          ) {
-            res.body.destroy();
-            throw new RegistryError(
-              { method: 'GET', url: redactUrl(res.url), status: res.status },
-              `GET ${redactUrl(res.url)}: the blob read broke after ${at} bytes and the server did not resume it (HTTP ${res.status}${range ? `, ${header({ headers: res.headers as never }, 'content-range')}` : ''})`,
-              { cause: error },
-            );
-          }
-          body = res.body;
-        }
-      }
-    } finally {
-      if (!done) body.destroy();
-    }
+  return new ResumableBody(first, size, fetchFrom, policy, signal);
+}
+
+/**
+ * The body's chunks are pushed on as they come (no async iteration, no re-buffering: each chunk
+ * is handed on once, with the body paused while this stream's buffer is full).
+ */
+class ResumableBody extends Readable {
+  private body: Readable;
+  private offset = 0;
+  private resumes = 0;
+  private resuming = false;
+
+  constructor(
+    first: Readable,
+    private readonly size: number,
+    private readonly fetchFrom: RangeFetch,
+    private readonly policy: RetryPolicy,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    super({ highWaterMark: 256 << 10 });
+    this.body = first;
+    this.attach(first);
   }
-  return Readable.from(generate(), { objectMode: false, highWaterMark: 1 << 20 });
+
+  private attach(body: Readable): void {
+    body.on('data', (chunk: Buffer) => {
+      if (body !== this.body) return;
+      this.offset += chunk.length;
+      if (!this.push(chunk)) body.pause();
+    });
+    finished(body, (error) => {
+      if (body !== this.body || this.destroyed) return;
+      if (error) this.broke(error);
+      else this.push(null);
+    });
+  }
+
+  override _read(): void {
+    if (!this.resuming) this.body.resume();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.body.destroy();
+    callback(error);
+  }
+
+  /** The body failed: resume from the byte reached when that may help, else fail with its error. */
+  private broke(error: Error): void {
+    if (this.signal?.aborted || !isRetryableNetworkError(error) || this.resumes >= maxResumes) {
+      this.destroy(error);
+      return;
+    }
+    this.resuming = true;
+    this.body.destroy();
+    this.reopen(error).then(
+      (body) => {
+        if (this.destroyed) {
+          body.destroy();
+          return;
+        }
+        this.resuming = false;
+        this.body = body;
+        this.attach(body);
+      },
+      (failure: Error) => this.destroy(failure),
+    );
+  }
+
+  private async reopen(error: Error): Promise<Readable> {
+    const at = this.offset;
+    const started = this.resumes;
+    this.resumes++;
+    const signal = this.signal;
+    await sleep(started === 0 ? 0 : backoffMs(this.policy, started - 1), undefined, signal ? { signal } : {});
+    let res: Awaited<ReturnType<RangeFetch>>;
+    try {
+      res = await this.fetchFrom(at, signal);
+    } catch (retryError) {
+      throw new AggregateError([error, retryError], 'blob read broke and could not be resumed', {
+        cause: error,
+      });
+    }
+    const range = parseContentRange(
+      Array.isArray(res.headers['content-range'])
+        ? res.headers['content-range'][0]
+        : res.headers['content-range'],
+    );
+    if (
+      res.status !== 206 ||
+      range === undefined ||
+      range.start !== at ||
+      (this.size >= 0 && range.total !== undefined && range.total !== this.size)
+    ) {
+      res.body.destroy();
+      throw new RegistryError(
+        { method: 'GET', url: redactUrl(res.url), status: res.status },
+        `GET ${redactUrl(res.url)}: the blob read broke after ${at} bytes and the server did not resume it (HTTP ${res.status}${range ? `, ${header({ headers: res.headers as never }, 'content-range')}` : ''})`,
+        { cause: error },
+      );
+    }
+    return res.body;
+  }
 }

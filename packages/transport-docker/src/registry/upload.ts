@@ -8,6 +8,7 @@ import {
   digestAlgorithm,
   RegistryError,
   SizeMismatchError,
+  verifiedDigestOf,
 } from '@img/core';
 import {
   backoffMs,
@@ -138,7 +139,17 @@ export async function uploadBlob(
   return uploadChunked(client, stream, req, policy);
 }
 
-function checkDigest(hash: Hash, algorithmDigest: Digest | undefined, algorithm: string): Digest {
+/**
+ * The hash of an upload's bytes; none when the stream is already verified against the digest asked
+ * for (see verifiedDigestOf), whose bytes need not be hashed twice.
+ */
+function uploadHash(stream: Readable, req: UploadRequest, algorithm: string): Hash | undefined {
+  return verifiedDigestOf(stream, req) === undefined ? createHash(algorithm) : undefined;
+}
+
+function checkDigest(hash: Hash | undefined, algorithmDigest: Digest | undefined, algorithm: string): Digest {
+  // Without a hash, the stream verified itself against algorithmDigest before its end.
+  if (hash === undefined) return algorithmDigest as Digest;
   const actual = `${algorithm}:${hash.digest('hex')}` as Digest;
   if (algorithmDigest !== undefined && actual !== algorithmDigest) {
     throw new DigestMismatchError(algorithmDigest, actual);
@@ -153,13 +164,13 @@ async function uploadMonolithic(
   policy: RetryPolicy,
 ): Promise<{ digest: Digest; size: number }> {
   const algorithm = req.digest ? digestAlgorithm(req.digest) : canonicalAlgorithm;
-  const hash = createHash(algorithm);
+  const hash = uploadHash(stream, req, algorithm);
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     total += chunk.length;
     if (total > req.size) throw new SizeMismatchError(req.digest ?? 'stream', req.size, total);
-    hash.update(chunk);
+    hash?.update(chunk);
     chunks.push(chunk);
     req.onProgress?.(total);
   }
@@ -205,7 +216,7 @@ async function uploadChunked(
   policy: RetryPolicy,
 ): Promise<{ digest: Digest; size: number }> {
   const algorithm = req.digest ? digestAlgorithm(req.digest) : canonicalAlgorithm;
-  const hash = createHash(algorithm);
+  const hash = uploadHash(stream, req, algorithm);
   const source = (stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
   let leftover: Buffer | undefined;
   let eof = false;
@@ -240,7 +251,7 @@ async function uploadChunked(
       sourceError = new SizeMismatchError(req.digest ?? 'stream', req.size, total);
       throw sourceError;
     }
-    hash.update(next);
+    hash?.update(next);
     req.onProgress?.(total);
     return next;
   };
