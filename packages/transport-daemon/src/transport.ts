@@ -34,7 +34,7 @@ export const dockerDaemonTransport: DockerDaemonTransport = {
       `invalid scope "${scope}" for transport docker-daemon: only the default scope "" is supported`,
     );
   },
-  capabilities: { alreadyContainsManifest: true },
+  capabilities: { alreadyContainsManifest: true, getBlobPath: true },
 };
 
 /**

@@ -37,4 +37,12 @@ export const dirTransport = {
       );
     }
   },
+
+  capabilities: {
+    signatures: true,
+    alreadyContainsManifest: true,
+    supportsOutOfOrderPuts: true,
+    getBlobPath: true,
+    putBlobFromFile: true,
+  },
 } as const satisfies Transport;

@@ -53,6 +53,12 @@ export const ociTransport: OciTransport = {
   name: 'oci',
   parseReference: (reference) => parseOciReference(reference),
   validatePolicyConfigurationScope: (scope) => validatePathScope('oci', scope),
+  capabilities: {
+    deleteImage: true,
+    alreadyContainsManifest: true,
+    getBlobPath: true,
+    putBlobFromFile: true,
+  },
 };
 
 /**
@@ -65,4 +71,5 @@ export const ociArchiveTransport: OciArchiveTransport = {
   name: 'oci-archive',
   parseReference: (reference) => parseOciArchiveReference(reference),
   validatePolicyConfigurationScope: (scope) => validatePathScope('oci-archive', scope),
+  capabilities: { alreadyContainsManifest: true, getBlobPath: true, putBlobFromFile: true },
 };
