@@ -86,7 +86,8 @@ The trust policy (--policy, or the default policy.json) must accept the source i
       helpValue: 'HOST',
     }),
     'dest-oci-accept-uncompressed-layers': Flags.boolean({
-      description: 'oci: destination only: keep uncompressed layers as they are instead of compressing them.',
+      description:
+        'oci:, oci-archive: destination only: keep uncompressed layers as they are instead of compressing them.',
     }),
     digestfile: Flags.string({
       description: 'Write the digest of the written manifest to this file.',
