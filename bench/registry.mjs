@@ -29,6 +29,7 @@ const { values } = parseArgs({
 const sizeMiB = Number(values['size-mib']);
 const layerCount = Number(values.layers);
 const runs = Number(values.runs);
+const tools = values.tools.split(',');
 const imgBin = join(root, 'apps/cli/bin/run.js');
 const work = values.work ?? (await mkdtemp(join(tmpdir(), 'img-bench-registry-')));
 
@@ -79,31 +80,40 @@ const toolArgs = {
   skopeo: (args) => ['/usr/bin/skopeo', ['--insecure-policy', ...args]],
 };
 
-/** Runs one scenario `runs` times for a tool; `setup(i)` returns the copy arguments of run i. */
-async function scenario(name, tool, setup) {
-  const samples = [];
-  let traffic;
+/** One timed copy of a tool with the arguments `setup()` returns; with what the proxy saw. */
+async function sample(tool, setup) {
+  const args = await setup();
+  execFileSync('sync');
+  await proxy.settled();
+  proxy.reset();
+  const [cmd, argv] = toolArgs[tool](['copy', '--retry-times', '0', ...args]);
+  const timing = await timed(cmd, argv, { env: await freshEnv() });
+  await proxy.settled();
+  return { ...timing, requests: proxy.count(), up: proxy.blobBytesUp, down: proxy.blobBytesDown };
+}
+
+/**
+ * Runs one scenario `runs` times for every tool, the tools taking turns within each run so that a
+ * change in the machine's load falls on both alike; `setup(tool, i)` returns the copy arguments.
+ */
+async function scenario(name, setup) {
+  const samples = new Map(tools.map((tool) => [tool, []]));
   for (let i = 0; i < runs; i++) {
-    const args = await setup(i);
-    execFileSync('sync');
-    await proxy.settled();
-    proxy.reset();
-    const [cmd, argv] = toolArgs[tool](['copy', '--retry-times', '0', ...args]);
-    samples.push(await timed(cmd, argv, { env: await freshEnv() }));
-    await proxy.settled();
-    traffic = {
-      requests: proxy.count(),
-      up: proxy.blobBytesUp,
-      down: proxy.blobBytesDown,
-    };
+    for (const tool of tools) samples.get(tool).push(await sample(tool, () => setup(tool, i)));
   }
-  return {
-    name,
-    tool,
-    wall: median(samples.map((s) => s.wall)),
-    rssMiB: Math.max(...samples.map((s) => s.rssMiB)),
-    ...traffic,
-  };
+  return tools.map((tool) => {
+    const xs = samples.get(tool);
+    const last = xs.at(-1);
+    return {
+      name,
+      tool,
+      wall: median(xs.map((s) => s.wall)),
+      rssMiB: Math.max(...xs.map((s) => s.rssMiB)),
+      requests: last.requests,
+      up: last.up,
+      down: last.down,
+    };
+  });
 }
 
 const tls = ['--src-tls-verify=false', '--dest-tls-verify=false'];
@@ -121,37 +131,34 @@ execFileSync(
   { env: await freshEnv() },
 );
 
-const tools = values.tools.split(',');
 const rows = [];
-for (const tool of tools) {
-  rows.push(
-    await scenario('push oci → registry (new repository)', tool, async (i) => [
-      ...tls,
-      `oci:${src}:bench`,
-      `docker://${via}/bench/${tool}-push-${i}:v1`,
-    ]),
-  );
-  rows.push(
-    await scenario('push again (image present)', tool, async () => [
-      ...tls,
-      `oci:${src}:bench`,
-      `docker://${via}/bench/${tool}-push-0:v1`,
-    ]),
-  );
-  rows.push(
-    await scenario('pull registry → oci (new layout)', tool, async () => {
-      await rm(out, { recursive: true, force: true });
-      return [...tls, `docker://${via}/bench/source:v1`, `oci:${out}:bench`];
-    }),
-  );
-  rows.push(
-    await scenario('registry → other repository, cold cache', tool, async (i) => [
-      ...tls,
-      `docker://${via}/bench/source:v1`,
-      `docker://${via}/bench/${tool}-mount-${i}:v1`,
-    ]),
-  );
-}
+rows.push(
+  ...(await scenario('push oci → registry (new repository)', async (tool, i) => [
+    ...tls,
+    `oci:${src}:bench`,
+    `docker://${via}/bench/${tool}-push-${i}:v1`,
+  ])),
+);
+rows.push(
+  ...(await scenario('push again (image present)', async (tool) => [
+    ...tls,
+    `oci:${src}:bench`,
+    `docker://${via}/bench/${tool}-push-0:v1`,
+  ])),
+);
+rows.push(
+  ...(await scenario('pull registry → oci (new layout)', async () => {
+    await rm(out, { recursive: true, force: true });
+    return [...tls, `docker://${via}/bench/source:v1`, `oci:${out}:bench`];
+  })),
+);
+rows.push(
+  ...(await scenario('registry → other repository, cold cache', async (tool, i) => [
+    ...tls,
+    `docker://${via}/bench/source:v1`,
+    `docker://${via}/bench/${tool}-mount-${i}:v1`,
+  ])),
+);
 
 await proxy.close();
 await registry.stop();

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyBlobFile, removeStaleTempFiles, tempPathFor, writeBlobFile } from './blob-file.js';
-import { computeDigest } from './digest.js';
+import { computeDigest, DigestingStream, markVerified, verifiedDigestOf } from './digest.js';
 import { DigestMismatchError, SizeMismatchError } from './errors.js';
 import { workerHashThreshold } from './hash-pool.js';
 
@@ -99,6 +99,64 @@ describe('blob files', () => {
     expect((await readdir(dir)).filter((n) => n.startsWith('stream-bad'))).toEqual([]);
   });
 
+  it('writes a large stream of small chunks whole, in batched writes', async () => {
+    const bytes = randomBytes(3 * 1024 * 1024 + 123);
+    const chunks: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at += 65536) chunks.push(bytes.subarray(at, at + 65536));
+    const target = join(dir, 'stream-large');
+    expect(
+      await writeBlobFile(Readable.from(chunks), target, { digest: computeDigest(bytes), size: -1 }),
+    ).toEqual({
+      digest: computeDigest(bytes),
+      size: bytes.length,
+    });
+    expect((await readFile(target)).equals(bytes)).toBe(true);
+  });
+
+  it('does not hash a stream marked verified again, and still fails with it', async () => {
+    const bytes = randomBytes(100_000);
+    const digest = computeDigest(bytes);
+    const verified = () =>
+      pipeline(
+        Readable.from([bytes]),
+        new DigestingStream({ expectedDigest: digest, expectedSize: bytes.length }),
+        () => {},
+      );
+    const good = join(dir, 'marked-good');
+    expect(
+      await writeBlobFile(markVerified(verified(), { digest, size: bytes.length }), good, {
+        digest,
+        size: bytes.length,
+      }),
+    ).toEqual({ digest, size: bytes.length });
+    expect((await readFile(good)).equals(bytes)).toBe(true);
+
+    // The mark covers only the digest and size it names: a writer asked for others hashes itself.
+    const other = computeDigest('other');
+    await expect(
+      writeBlobFile(markVerified(verified(), { digest, size: bytes.length }), join(dir, 'marked-other'), {
+        digest: other,
+        size: bytes.length,
+      }),
+    ).rejects.toBeInstanceOf(DigestMismatchError);
+
+    // The verifying stage fails before the end: nothing is left at the path.
+    const lying = pipeline(
+      Readable.from([bytes]),
+      new DigestingStream({ expectedDigest: other, expectedSize: bytes.length }),
+      () => {},
+    );
+    await expect(
+      writeBlobFile(markVerified(lying, { digest: other, size: bytes.length }), join(dir, 'marked-bad'), {
+        digest: other,
+        size: bytes.length,
+      }),
+    ).rejects.toBeInstanceOf(DigestMismatchError);
+    expect(
+      (await readdir(dir)).filter((n) => n.startsWith('marked-bad') || n.startsWith('marked-other')),
+    ).toEqual([]);
+  });
+
   it('removes the temp files of dead processes and nothing else', async () => {
     const sub = join(dir, 'stale');
     const { mkdir } = await import('node:fs/promises');
@@ -109,5 +167,22 @@ describe('blob files', () => {
     for (const f of [mine, dead, foreign]) await writeFile(f, 'x');
     expect(await removeStaleTempFiles(sub)).toBe(1);
     expect((await readdir(sub)).sort()).toEqual([mine.split('/').at(-1), 'notes.tmp'].sort());
+  });
+});
+
+describe('verified streams', () => {
+  it('tells a writer the digest only when the mark covers what it checks', () => {
+    const digest = computeDigest('x');
+    const stream = markVerified(Readable.from([]), { digest, size: 1 });
+    expect(verifiedDigestOf(stream, { digest, size: 1 })).toBe(digest);
+    expect(verifiedDigestOf(stream, { digest, size: -1 })).toBe(digest);
+    expect(verifiedDigestOf(stream, { digest })).toBe(digest);
+    expect(verifiedDigestOf(stream, { digest, size: 2 })).toBeUndefined();
+    expect(verifiedDigestOf(stream, { digest: computeDigest('y'), size: 1 })).toBeUndefined();
+    expect(verifiedDigestOf(stream, { size: 1 })).toBeUndefined();
+    expect(verifiedDigestOf(Readable.from([]), { digest, size: 1 })).toBeUndefined();
+    const sizeUnknown = markVerified(Readable.from([]), { digest, size: -1 });
+    expect(verifiedDigestOf(sizeUnknown, { digest, size: 1 })).toBeUndefined();
+    expect(verifiedDigestOf(sizeUnknown, { digest, size: -1 })).toBe(digest);
   });
 });

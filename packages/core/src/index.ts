@@ -57,6 +57,7 @@ export {
   UnknownTransportError,
   UnsupportedMediaTypeError,
 } from './errors.js';
+export { workerHashThreshold } from './hash-pool.js';
 export type { ImageConfig, ImageInspection, InspectedLayer, InspectOptions } from './inspect.js';
 export { getImageConfig, inspectImage } from './inspect.js';
 export * from './manifest/index.js';

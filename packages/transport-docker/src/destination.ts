@@ -1,3 +1,4 @@
+import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import {
   type BlobCandidate,
@@ -22,6 +23,7 @@ import {
   type Signature,
   type TryReusingBlobOptions,
   type UploadInfo,
+  workerHashThreshold,
 } from '@img/core';
 import { dockerConfig } from './context.js';
 import { lookasideDir, readLookasideSignatures, writeLookasideSignatures } from './lookaside.js';
@@ -29,7 +31,7 @@ import type { DockerTransportOptions } from './options.js';
 import type { DockerReference } from './reference.js';
 import { repositoryScope } from './registry/auth.js';
 import { header, RegistryClient, retryPolicy } from './registry/client.js';
-import { cancelUpload, uploadBlob } from './registry/upload.js';
+import { cancelUpload, uploadBlob, uploadBlobFile } from './registry/upload.js';
 import { manifestAccept } from './source.js';
 
 /** At most this many other repositories are asked to mount a blob from (containers/image's limit). */
@@ -133,6 +135,29 @@ export class DockerImageDestination implements ImageDestination {
     } finally {
       stream.off('error', ignore);
     }
+  }
+
+  /**
+   * Uploads a blob held in a regular file (an OCI layout's, a dir's): a large one in PATCH chunks
+   * read from the file, so none is kept in memory, verified before the final PUT as putBlob does; a
+   * small one as putBlob does.
+   */
+  async putBlobFromFile(path: string, info: BlobInfo, options: PutBlobOptions = {}): Promise<BlobInfo> {
+    if (info.size < workerHashThreshold) return this.putBlob(createReadStream(path), info, options);
+    const stored = await uploadBlobFile(
+      this.client,
+      path,
+      {
+        repository: this.repository,
+        digest: info.digest,
+        size: info.size,
+        signal: options.signal,
+        onProgress: options.onProgress,
+      },
+      retryPolicy(this.options),
+    );
+    this.record(options.cache, stored.digest);
+    return info.mediaType ? { ...stored, mediaType: info.mediaType } : stored;
   }
 
   /**

@@ -1,6 +1,8 @@
 import { spawn } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { copyImage, insecureAcceptAnythingPolicy, PolicyContext } from '@img/core';
 import { MemoryStore, randomImage } from '@img/testing';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -47,7 +49,8 @@ describe('locks shared with podman', () => {
 
   it('leaves a store podman cleans up when img is killed in the middle of a layer', async () => {
     store = await tempStore('vfs');
-    const script = join(store.root, 'kill.ts');
+    // .mts: the temp dir has no package.json saying "module", and the script uses import.
+    const script = join(store.root, 'kill.mts');
     // A child that starts a layer from a stream that never ends, then waits to be killed.
     await writeFile(
       script,
@@ -60,9 +63,11 @@ endless.push(Buffer.alloc(512 * 4));
 void createLayer(store, endless, { parent: undefined });
 `,
     );
-    const child = spawn(join(import.meta.dirname, '../node_modules/.bin/tsx'), [script], {
-      stdio: 'ignore',
-    });
+    // Node itself with tsx's loader, not the tsx CLI: the CLI runs the script in a child process of
+    // its own, which a SIGKILL of the CLI would leave running (and holding the store's locks).
+    const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm')).href;
+    const child = spawn(process.execPath, ['--import', tsxLoader, script], { stdio: 'ignore' });
+    const exited = new Promise((r) => child.on('exit', r));
     const layersJson = join(store.graphRoot, 'vfs-layers', 'layers.json');
     // tsx compiles the child on its first run: on a loaded machine that alone can take seconds.
     for (let i = 0; i < 400; i++) {
@@ -72,7 +77,7 @@ void createLayer(store, endless, { parent: undefined });
     }
     expect(await readFile(layersJson, 'utf8')).toContain('"incomplete":true');
     child.kill('SIGKILL');
-    await new Promise((r) => child.on('exit', r));
+    await exited;
     expect(await store.podman('images', '--format', '{{.ID}}')).toBe('');
     expect(JSON.parse(await readFile(layersJson, 'utf8'))).toEqual([]);
     expect(await readdir(join(store.graphRoot, 'vfs', 'dir'))).toEqual([]);

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import { type BlobInfoCache, type CompressionName, noCache } from '../blob-info-cache.js';
@@ -620,6 +621,8 @@ class Copier {
     // Identical layers are copied once; every copy after the first waits for it.
     const byDigest = new Map<string, Promise<CopiedLayer>>();
     const controller = new AbortController();
+    // Every blob in flight listens to it (its reads, its requests): many listeners are expected.
+    setMaxListeners(0, controller.signal);
     const outer = this.signal;
     const abort = () => controller.abort(outer?.reason);
     if (outer?.aborted) abort();

@@ -26,6 +26,7 @@ import {
   type SystemContext,
   type TryReusingBlobOptions,
   type UploadInfo,
+  verifiedDigestOf,
 } from '@img/core';
 import { blobEntryName } from './image.js';
 import type { TarballWriter } from './writer.js';
@@ -85,8 +86,15 @@ export abstract class TarballDestination implements ImageDestination {
         stream.destroy();
         return withMediaType({ digest: info.digest, size: info.size }, info);
       }
-      const verified = new DigestingStream({ expectedDigest: info.digest, expectedSize: info.size });
-      const piped = pipelineCallback(stream, verified, () => {}) as unknown as AsyncIterable<Buffer>;
+      // A stream the engine already verifies against this digest and size is not hashed twice.
+      const piped =
+        verifiedDigestOf(stream, info) === undefined
+          ? (pipelineCallback(
+              stream,
+              new DigestingStream({ expectedDigest: info.digest, expectedSize: info.size }),
+              () => {},
+            ) as unknown as AsyncIterable<Buffer>)
+          : (stream as AsyncIterable<Buffer>);
       await writer.add(name, info.size, piped, options.signal);
       return withMediaType({ digest: info.digest, size: info.size }, info);
     } catch (error) {

@@ -1,5 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { pipeline, Readable, Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   canonicalAlgorithm,
@@ -203,6 +205,20 @@ interface ChunkState {
   complete: boolean;
 }
 
+/** Where the bytes of one PATCH chunk come from, to send them and, when needed, send them again. */
+interface ChunkBytes {
+  /** The chunk's offset in the blob. */
+  readonly start: number;
+  /** Its length so far; final once `complete()` has resolved or a streamed body has ended. */
+  length(): number;
+  /** A body that streams the chunk while it is still being read (first attempt only), or undefined. */
+  streaming(): Readable | undefined;
+  /** Reads the rest of the chunk, so that its length is known and it can be sent again. */
+  complete(): Promise<void>;
+  /** The chunk's bytes from `from` (relative to its start) on; only after `complete()`. */
+  from(from: number): Buffer | Readable;
+}
+
 /**
  * Streams the blob as PATCH chunks. Each chunk's bytes are streamed into the request and kept
  * (at most {@link chunkSize}) until the registry accepts them, so a chunk the registry refused
@@ -294,7 +310,24 @@ async function uploadChunked(
       state.parts.push(first);
       state.length = first.length;
       if (state.length >= chunkSize) state.complete = true;
-      location = await sendChunk(client, location, state, chunkBody, fill, () => sourceError, req, policy);
+      const bytes: ChunkBytes = {
+        start: state.start,
+        length: () => state.length,
+        streaming: () => {
+          if (state.complete) return undefined;
+          const head = Buffer.concat(state.parts);
+          return Readable.from(
+            (async function* () {
+              yield head;
+              yield* chunkBody(state);
+            })(),
+            { objectMode: false },
+          );
+        },
+        complete: () => fill(state),
+        from: (from) => Buffer.concat(state.parts).subarray(from),
+      };
+      location = await sendChunk(client, location, bytes, () => sourceError, req, policy);
       offset += state.length;
     }
     if (req.size >= 0 && total !== req.size)
@@ -309,13 +342,87 @@ async function uploadChunked(
   }
 }
 
+/**
+ * PATCH chunks of a blob held in a regular file: nothing of it is kept in memory (a chunk sent again
+ * is read again). The same size as streamed chunks, so a registry sees the same requests either way.
+ */
+export const fileChunkSize = chunkSize;
+
+/**
+ * Uploads a blob from a regular file of `req.size` bytes, as PATCH chunks of {@link fileChunkSize}
+ * read from the file (again, for a chunk refused or broken, with the recovery of streamed uploads).
+ * The bytes are hashed as they are first read, and the upload is committed only when they match
+ * `req.digest` and `req.size`; otherwise it is cancelled and nothing is stored under the digest.
+ */
+export async function uploadBlobFile(
+  client: RegistryClient,
+  path: string,
+  req: UploadRequest & { digest: Digest },
+  policy: RetryPolicy,
+  chunk = fileChunkSize,
+): Promise<{ digest: Digest; size: number }> {
+  const size = (await stat(path)).size;
+  if (size !== req.size) throw new SizeMismatchError(req.digest, req.size, size);
+  const algorithm = digestAlgorithm(req.digest);
+  const hash = createHash(algorithm);
+  // Bytes are read in order; a chunk sent again starts at or before what was hashed, never after.
+  let hashed = 0;
+  const progress = req.onProgress;
+  const reader = (at: number, end: number): Readable => {
+    let position = at;
+    const tap = new Transform({
+      transform(bytes: Buffer, _encoding, callback) {
+        const next = position + bytes.length;
+        if (position > hashed) {
+          callback(new Error(`internal error: ${path} read at ${position}, hashed up to ${hashed}`));
+          return;
+        }
+        if (next > hashed) {
+          hash.update(bytes.subarray(hashed - position));
+          hashed = next;
+        }
+        position = next;
+        progress?.(position);
+        callback(null, bytes);
+      },
+    });
+    // Either end failing or closing early closes the file.
+    return pipeline(
+      createReadStream(path, { start: at, end: end - 1, highWaterMark: 256 << 10 }),
+      tap,
+      () => {},
+    );
+  };
+  let location = await startUpload(client, req.repository, req.signal);
+  try {
+    for (let offset = 0; offset < size; ) {
+      const start = offset;
+      const length = Math.min(chunk, size - start);
+      const bytes: ChunkBytes = {
+        start,
+        length: () => length,
+        streaming: () => undefined,
+        complete: async () => {},
+        from: (from) => reader(start + from, start + length),
+      };
+      location = await sendChunk(client, location, bytes, () => undefined, req, policy);
+      offset += length;
+    }
+    if (hashed !== size) throw new SizeMismatchError(req.digest, req.size, hashed);
+    const digest = checkDigest(hash, req.digest, algorithm);
+    await finishUpload(client, location, req.repository, digest, Buffer.alloc(0), req.signal);
+    return { digest, size };
+  } catch (error) {
+    await cancelUpload(client, location);
+    throw error;
+  }
+}
+
 /** Sends one chunk (streaming what is not yet read), and recovers from a refused or broken PATCH. */
 async function sendChunk(
   client: RegistryClient,
   location: URL,
-  state: ChunkState,
-  chunkBody: (state: ChunkState) => AsyncGenerator<Buffer>,
-  fill: (state: ChunkState) => Promise<void>,
+  chunk: ChunkBytes,
   sourceFailure: () => unknown,
   req: UploadRequest,
   policy: RetryPolicy,
@@ -323,23 +430,15 @@ async function sendChunk(
   let from = 0; // bytes of this chunk the registry already holds
   let current = location;
   for (let attempt = 0; ; attempt++) {
-    let body: Buffer | Readable;
     const headers: Record<string, string> = { 'content-type': octetStream };
-    if (attempt === 0 && !state.complete) {
-      const head = Buffer.concat(state.parts);
-      body = Readable.from(
-        (async function* () {
-          yield head;
-          yield* chunkBody(state);
-        })(),
-        { objectMode: false },
-      );
-    } else {
-      await fill(state);
-      body = Buffer.concat(state.parts).subarray(from);
-      const start = state.start + from;
-      headers['content-range'] = `${start}-${start + body.length - 1}`;
-      headers['content-length'] = String(body.length);
+    let body: Buffer | Readable | undefined = attempt === 0 ? chunk.streaming() : undefined;
+    if (body === undefined) {
+      await chunk.complete();
+      body = chunk.from(from);
+      const start = chunk.start + from;
+      const length = chunk.length() - from;
+      headers['content-range'] = `${start}-${start + length - 1}`;
+      headers['content-length'] = String(length);
     }
     let res: Response | undefined;
     let failure: unknown;
@@ -355,7 +454,7 @@ async function sendChunk(
         await res.body.dump();
         // The Range of the answer says how much the session holds: it must be all we sent.
         const held = /^(?:bytes=)?0-(\d+)$/.exec(header(res, 'range') ?? '');
-        const expected = state.start + state.length;
+        const expected = chunk.start + chunk.length();
         if (held !== null && Number(held[1]) + 1 !== expected) {
           throw new RegistryError(
             { method: 'PATCH', url: redactUrl(current), status: res.statusCode },
@@ -374,10 +473,10 @@ async function sendChunk(
     if (req.signal?.aborted || attempt >= policy.times || !isRetryableNetworkError(failure)) throw failure;
     // The connection broke: ask the registry how much it holds (distribution spec "Upload Progress").
     await sleep(backoffMs(policy, attempt), undefined, req.signal ? { signal: req.signal } : {});
-    await fill(state);
+    await chunk.complete();
     const status = await client.request({ method: 'GET', target: current, signal: req.signal });
     const range = /^(?:bytes=)?0-(\d+)$/.exec(header(status, 'range') ?? '');
-    if ((status.statusCode !== 204 || range === null) && state.start === 0) {
+    if ((status.statusCode !== 204 || range === null) && chunk.start === 0) {
       // The registry cannot say (distribution 2.x even cancels a session resumed at another
       // offset); the whole blob so far is this chunk, still in memory: start a new session.
       await status.body.dump();
@@ -390,23 +489,23 @@ async function sendChunk(
       if (error === undefined) await status.body.dump();
       throw new RegistryError(
         { method: 'PATCH', url: redactUrl(current), status: status.statusCode, errors: error?.errors ?? [] },
-        `PATCH ${redactUrl(current)}: the upload broke after ${state.start} bytes and the registry cannot resume it`,
+        `PATCH ${redactUrl(current)}: the upload broke after ${chunk.start} bytes and the registry cannot resume it`,
         { cause: failure },
       );
     }
     await status.body.dump();
     const held = Number(range[1]) + 1;
     // "0-0" is ambiguous (distribution reports it for an empty upload too): treat it as nothing held.
-    const holds = held === 1 && state.start === 0 ? 0 : held;
-    if (holds < state.start || holds > state.start + state.length) {
+    const holds = held === 1 && chunk.start === 0 ? 0 : held;
+    if (holds < chunk.start || holds > chunk.start + chunk.length()) {
       throw new RegistryError(
         { method: 'PATCH', url: redactUrl(current), status: status.statusCode },
-        `PATCH ${redactUrl(current)}: the registry holds ${holds} bytes of an upload expected at ${state.start}`,
+        `PATCH ${redactUrl(current)}: the registry holds ${holds} bytes of an upload expected at ${chunk.start}`,
         { cause: failure },
       );
     }
-    from = holds - state.start;
+    from = holds - chunk.start;
     if (header(status, 'location')) current = locationOf(status, 'GET');
-    if (from === state.length) return current;
+    if (from === chunk.length()) return current;
   }
 }
