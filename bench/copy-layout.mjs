@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { hasSkopeo, makeImage, median, timed } from './lib.mjs';
+import { hasSkopeo, makeImage, scenario } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -24,25 +24,6 @@ const runs = Number(values.runs);
 const root = new URL('..', import.meta.url).pathname;
 const imgBin = join(root, 'apps/cli/bin/run.js');
 const work = values.work ?? (await mkdtemp(join(tmpdir(), 'img-bench-')));
-
-async function scenario(name, tool, prepare, args) {
-  const samples = [];
-  for (let i = 0; i < runs; i++) {
-    await prepare();
-    execFileSync('sync');
-    samples.push(
-      tool === 'img'
-        ? await timed(process.execPath, [imgBin, ...args])
-        : await timed('/usr/bin/skopeo', args),
-    );
-  }
-  return {
-    name,
-    tool,
-    wall: median(samples.map((s) => s.wall)),
-    rssMiB: Math.max(...samples.map((s) => s.rssMiB)),
-  };
-}
 
 const src = join(work, 'src');
 const out = join(work, 'out');
@@ -64,7 +45,7 @@ const rows = [];
 const tools = hasSkopeo ? ['img', 'skopeo'] : ['img'];
 for (const tool of runs > 0 ? tools : []) {
   for (const [name, prepare, args] of scenarios) {
-    rows.push(await scenario(name, tool, prepare, ['--insecure-policy', ...args]));
+    rows.push(await scenario({ name, tool, runs, imgBin, prepare, args: ['--insecure-policy', ...args] }));
   }
 }
 await clean();

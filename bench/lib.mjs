@@ -1,6 +1,6 @@
 // Shared by the bench scripts: a large random image in an OCI layout, and a timer that reads
 // GNU time's peak RSS. Kept free of any img import so each script decides what it loads.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream, existsSync } from 'node:fs';
@@ -32,8 +32,11 @@ function digester() {
   return stream;
 }
 
-/** Writes one layer: a tar holding one file of random bytes, gzip at level 0 (valid gzip, fast to make). */
-async function writeLayer(dir, bytes) {
+/**
+ * Writes one layer: a tar holding one file of random bytes, gzip at level 0 (valid gzip, fast to
+ * make), or the plain tar with `compress: false`.
+ */
+async function writeLayer(dir, bytes, compress) {
   const tmp = join(dir, `layer-${Math.random()}.tmp`);
   const header = Buffer.alloc(512);
   header.write('data.bin', 0);
@@ -58,16 +61,20 @@ async function writeLayer(dir, bytes) {
   // The tar's own digest is the layer's diff ID (the config lists those); the gzip's is the blob's.
   const diff = digester();
   const d = digester();
-  await pipeline(tar(), diff, createGzip({ level: 0 }), d, createWriteStream(tmp));
+  const stages = compress ? [diff, createGzip({ level: 0 }), d] : [diff, d];
+  await pipeline(tar(), ...stages, createWriteStream(tmp));
   return { tmp, digest: d.digest(), size: d.bytes, diffId: diff.digest() };
 }
 
-/** Builds an image of `sizeMiB` MiB in `layerCount` random layers into the OCI layout `layout`, tagged `tag`. */
-export async function makeImage(layout, { sizeMiB, layerCount, tag = 'bench' }) {
+/**
+ * Builds an image of `sizeMiB` MiB in `layerCount` random layers into the OCI layout `layout`, tagged
+ * `tag`; gzip layers unless `compress` is false. Returns the manifest and config digests and the layers.
+ */
+export async function makeImage(layout, { sizeMiB, layerCount, tag = 'bench', compress = true }) {
   await mkdir(join(layout, 'blobs/sha256'), { recursive: true });
   const layers = [];
   for (let i = 0; i < layerCount; i++) {
-    const l = await writeLayer(layout, Math.floor((sizeMiB * 1048576) / layerCount));
+    const l = await writeLayer(layout, Math.floor((sizeMiB * 1048576) / layerCount), compress);
     await rename(l.tmp, join(layout, 'blobs/sha256', l.digest.slice(7)));
     layers.push(l);
   }
@@ -91,7 +98,7 @@ export async function makeImage(layout, { sizeMiB, layerCount, tag = 'bench' }) 
         size: config.length,
       },
       layers: layers.map((l) => ({
-        mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+        mediaType: `application/vnd.oci.image.layer.v1.tar${compress ? '+gzip' : ''}`,
         digest: l.digest,
         size: l.size,
       })),
@@ -114,7 +121,7 @@ export async function makeImage(layout, { sizeMiB, layerCount, tag = 'bench' }) 
       ],
     }),
   );
-  return { manifestDigest, layers };
+  return { manifestDigest, configDigest, layers };
 }
 
 /**
@@ -143,4 +150,27 @@ export async function timed(cmd, args, options = {}) {
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
+}
+
+/**
+ * Times `runs` runs of one copy with img (`imgBin`, run by this Node) or skopeo, `prepare()` before
+ * each; returns the median wall time and the highest peak RSS.
+ */
+export async function scenario({ name, tool, runs, imgBin, prepare, args }) {
+  const samples = [];
+  for (let i = 0; i < runs; i++) {
+    await prepare();
+    execFileSync('sync');
+    samples.push(
+      tool === 'img'
+        ? await timed(process.execPath, [imgBin, ...args])
+        : await timed('/usr/bin/skopeo', args),
+    );
+  }
+  return {
+    name,
+    tool,
+    wall: median(samples.map((s) => s.wall)),
+    rssMiB: Math.max(...samples.map((s) => s.rssMiB)),
+  };
 }

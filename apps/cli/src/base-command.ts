@@ -8,6 +8,7 @@ import {
 } from '@img/core';
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { formatGoDuration, parseGoDuration } from './duration.js';
+import { retryIfNecessary } from './retry.js';
 import { loadTransports } from './transports.js';
 
 /** The longest delay a Node timer can hold. */
@@ -26,6 +27,24 @@ export const durationFlag = Flags.custom<number>({
     return ms;
   },
 });
+
+/**
+ * skopeo's `--retry-times` and `--retry-delay`, for commands that talk to servers. `subject` names
+ * what is retried in the help ("the copy"); the default says nothing more.
+ */
+export function retryFlags(subject?: string) {
+  return {
+    'retry-times': Flags.integer({
+      description: `Retry ${subject ? `${subject} ` : ''}this many times on a failure that may pass.`,
+      min: 0,
+      default: 0,
+      helpValue: 'N',
+    }),
+    'retry-delay': durationFlag({
+      description: 'Wait this long between retries (default: 1s, 2s, 4s… doubling).',
+    }),
+  };
+}
 
 /** The flags of a command class, the global ones included. */
 export type CommandFlags<T extends typeof Command> = Interfaces.InferredFlags<
@@ -162,6 +181,27 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     const colon = name.indexOf(':');
     await loadTransports(this.config, undefined, colon > 0 ? name.slice(0, colon) : undefined);
     return parseImageName(name);
+  }
+
+  /**
+   * Runs `attempt`, again after failures that may pass, as `--retry-times`/`--retry-delay` say (see
+   * retryFlags), with one warning line per retry naming `what` failed.
+   */
+  protected retrying<R>(
+    what: string,
+    retry: { 'retry-times': number; 'retry-delay'?: number | undefined },
+    attempt: () => Promise<R>,
+  ): Promise<R> {
+    return retryIfNecessary(attempt, {
+      times: retry['retry-times'],
+      delayMs: retry['retry-delay'],
+      signal: this.signal,
+      onRetry: (error, n, delayMs) => {
+        this.warnLine(
+          `${what} failed, retrying in ${formatGoDuration(delayMs)} (${n}/${retry['retry-times']}): ${errorMessage(error)}`,
+        );
+      },
+    });
   }
 
   /** Writes one `Warning: …` line to stderr. */

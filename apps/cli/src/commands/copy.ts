@@ -2,13 +2,11 @@ import { writeFile } from 'node:fs/promises';
 import { blobCacheDirEnv, openBlobInfoCache } from '@img/blobcache';
 import { type CopyResult, copyImage } from '@img/core';
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand, durationFlag, errorMessage } from '../base-command.js';
+import { BaseCommand, retryFlags } from '../base-command.js';
 import { copyOptionsFromFlags, manifestFormats, multiArchValues, withOciOptions } from '../copy-options.js';
 import { withDaemonHost } from '../daemon-host.js';
 import { authfileFlag, dockerFlags, dockerOptionsFromFlags, withDockerOptions } from '../docker-options.js';
-import { formatGoDuration } from '../duration.js';
 import { ProgressRenderer, progressFlagValues, resolveProgressMode } from '../progress.js';
-import { retryIfNecessary } from '../retry.js';
 
 /** `img copy SRC DEST`: copies an image between any two transports. */
 export default class Copy extends BaseCommand<typeof Copy> {
@@ -105,15 +103,7 @@ The trust policy (--policy, or the default policy.json) must accept the source i
     ...authfileFlag,
     ...dockerFlags('src-'),
     ...dockerFlags('dest-'),
-    'retry-times': Flags.integer({
-      description: 'Retry the copy this many times on a failure that may pass.',
-      min: 0,
-      default: 0,
-      helpValue: 'N',
-    }),
-    'retry-delay': durationFlag({
-      description: 'Wait this long between retries (default: 1s, 2s, 4s… doubling).',
-    }),
+    ...retryFlags('the copy'),
     'blob-cache-dir': Flags.string({
       description:
         "Keep the blob-info cache (which blobs are where, which digests belong together) in this directory instead of skopeo's cache directory.",
@@ -180,16 +170,7 @@ The trust policy (--policy, or the default policy.json) must accept the source i
     });
     let result: CopyResult;
     try {
-      result = await retryIfNecessary(attempt, {
-        times: flags['retry-times'],
-        delayMs: flags['retry-delay'],
-        signal: this.signal,
-        onRetry: (error, n, delayMs) => {
-          this.warnLine(
-            `copy failed, retrying in ${formatGoDuration(delayMs)} (${n}/${flags['retry-times']}): ${errorMessage(error)}`,
-          );
-        },
-      });
+      result = await this.retrying('copy', flags, attempt);
     } finally {
       cache.close();
     }

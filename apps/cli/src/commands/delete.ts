@@ -1,9 +1,7 @@
 import { NotSupportedError } from '@img/core';
-import { Args, Flags } from '@oclif/core';
-import { BaseCommand, durationFlag, errorMessage } from '../base-command.js';
+import { Args } from '@oclif/core';
+import { BaseCommand, retryFlags } from '../base-command.js';
 import { dockerFlags, dockerOptionsFromFlags, withDockerOptions } from '../docker-options.js';
-import { formatGoDuration } from '../duration.js';
-import { retryIfNecessary } from '../retry.js';
 
 /** `img delete IMAGE`: deletes an image from any transport that can. */
 export default class Delete extends BaseCommand<typeof Delete> {
@@ -28,15 +26,7 @@ An OCI layout loses the image's index entry and the blobs nothing else uses.`;
 
   static override flags = {
     ...dockerFlags(''),
-    'retry-times': Flags.integer({
-      description: 'Retry this many times on a failure that may pass.',
-      min: 0,
-      default: 0,
-      helpValue: 'N',
-    }),
-    'retry-delay': durationFlag({
-      description: 'Wait this long between retries (default: 1s, 2s, 4s… doubling).',
-    }),
+    ...retryFlags(),
   };
 
   async run(): Promise<void> {
@@ -46,15 +36,6 @@ An OCI layout loses the image's index entry and the blobs nothing else uses.`;
       throw new NotSupportedError(`${ref.transport.name}: images cannot be deleted (${ref})`);
     }
     const ctx = withDockerOptions(this.systemContext(), dockerOptionsFromFlags(flags, ''));
-    await retryIfNecessary(() => ref.deleteImage!(ctx, { signal: this.signal }), {
-      times: flags['retry-times'],
-      delayMs: flags['retry-delay'],
-      signal: this.signal,
-      onRetry: (error, n, delayMs) => {
-        this.warnLine(
-          `delete failed, retrying in ${formatGoDuration(delayMs)} (${n}/${flags['retry-times']}): ${errorMessage(error)}`,
-        );
-      },
-    });
+    await this.retrying('delete', flags, () => ref.deleteImage!(ctx, { signal: this.signal }));
   }
 }

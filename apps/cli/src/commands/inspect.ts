@@ -7,15 +7,13 @@ import {
 } from '@img/core';
 import type { DockerReference } from '@img/transport-docker';
 import { Args, Errors, Flags } from '@oclif/core';
-import { BaseCommand, durationFlag, errorMessage } from '../base-command.js';
+import { BaseCommand, retryFlags } from '../base-command.js';
 import { withOciOptions } from '../copy-options.js';
 import { withDaemonHost } from '../daemon-host.js';
 import { dockerFlags, dockerOptionsFromFlags, withDockerOptions } from '../docker-options.js';
-import { formatGoDuration } from '../duration.js';
 import { isJsonFormat, parseGoTemplate } from '../go-template.js';
 import { formatOutput, inspectJsonView, inspectTemplateData } from '../inspect-output.js';
 import { ociConfigTemplateData, ociConfigView } from '../oci-config.js';
-import { retryIfNecessary } from '../retry.js';
 
 /** `img inspect IMAGE`: what skopeo inspect prints. */
 export default class Inspect extends BaseCommand<typeof Inspect> {
@@ -73,15 +71,7 @@ For a manifest list, Digest is the list's and the rest describes the image chose
       description: 'Do not list the tags of the repository (registries only).',
     }),
     ...dockerFlags(''),
-    'retry-times': Flags.integer({
-      description: 'Retry this many times on a failure that may pass.',
-      min: 0,
-      default: 0,
-      helpValue: 'N',
-    }),
-    'retry-delay': durationFlag({
-      description: 'Wait this long between retries (default: 1s, 2s, 4s… doubling).',
-    }),
+    ...retryFlags(),
   };
 
   async run(): Promise<void> {
@@ -102,7 +92,9 @@ For a manifest list, Digest is the list's and the rest describes the image chose
     // A template that cannot be parsed fails before the image is opened.
     if (flags.format !== undefined && !isJsonFormat(flags.format)) parseGoTemplate(flags.format);
 
-    const result = await retryIfNecessary(
+    const result = await this.retrying(
+      'inspect',
+      flags,
       async (): Promise<Uint8Array | { json: unknown; data: unknown }> => {
         const source = await ref.newImageSource(ctx, { signal: this.signal });
         try {
@@ -120,16 +112,6 @@ For a manifest list, Digest is the list's and the rest describes the image chose
         } finally {
           await source.close();
         }
-      },
-      {
-        times: flags['retry-times'],
-        delayMs: flags['retry-delay'],
-        signal: this.signal,
-        onRetry: (error, n, delayMs) => {
-          this.warnLine(
-            `inspect failed, retrying in ${formatGoDuration(delayMs)} (${n}/${flags['retry-times']}): ${errorMessage(error)}`,
-          );
-        },
       },
     );
     const output =

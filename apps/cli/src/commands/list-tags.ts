@@ -1,10 +1,8 @@
 import { InvalidReferenceError, parseNormalizedNamed } from '@img/core';
 import { type DockerReference, listTags } from '@img/transport-docker';
-import { Args, Flags } from '@oclif/core';
-import { BaseCommand, durationFlag, errorMessage } from '../base-command.js';
+import { Args } from '@oclif/core';
+import { BaseCommand, retryFlags } from '../base-command.js';
 import { dockerFlags, dockerOptionsFromFlags, withDockerOptions } from '../docker-options.js';
-import { formatGoDuration } from '../duration.js';
-import { retryIfNecessary } from '../retry.js';
 
 /** `img list-tags docker://REPOSITORY`: the tags of a registry repository, as skopeo prints them. */
 export default class ListTags extends BaseCommand<typeof ListTags> {
@@ -32,15 +30,7 @@ Prints {"Repository": ..., "Tags": [...]} as skopeo does; pages of a large list 
 
   static override flags = {
     ...dockerFlags(''),
-    'retry-times': Flags.integer({
-      description: 'Retry this many times on a failure that may pass.',
-      min: 0,
-      default: 0,
-      helpValue: 'N',
-    }),
-    'retry-delay': durationFlag({
-      description: 'Wait this long between retries (default: 1s, 2s, 4s… doubling).',
-    }),
+    ...retryFlags(),
   };
 
   async run(): Promise<{ Repository: string; Tags: string[] }> {
@@ -59,23 +49,11 @@ Prints {"Repository": ..., "Tags": [...]} as skopeo does; pages of a large list 
       throw new InvalidReferenceError(input, 'a repository to list must not name a tag or digest');
     }
     const ctx = withDockerOptions(this.systemContext(), dockerOptionsFromFlags(flags, ''));
-    const tags = await retryIfNecessary(
-      async () => {
-        const out: string[] = [];
-        for await (const tag of listTags(ref as DockerReference, ctx, { signal: this.signal })) out.push(tag);
-        return out;
-      },
-      {
-        times: flags['retry-times'],
-        delayMs: flags['retry-delay'],
-        signal: this.signal,
-        onRetry: (error, n, delayMs) => {
-          this.warnLine(
-            `list-tags failed, retrying in ${formatGoDuration(delayMs)} (${n}/${flags['retry-times']}): ${errorMessage(error)}`,
-          );
-        },
-      },
-    );
+    const tags = await this.retrying('list-tags', flags, async () => {
+      const out: string[] = [];
+      for await (const tag of listTags(ref as DockerReference, ctx, { signal: this.signal })) out.push(tag);
+      return out;
+    });
     const result = { Repository: named.name(), Tags: tags };
     this.write(`${JSON.stringify(result, null, 4)}\n`);
     return result;
