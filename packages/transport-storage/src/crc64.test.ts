@@ -26,4 +26,14 @@ describe('Crc64', () => {
       crc.update(bytes.subarray(i, i + n));
     expect(crc.digest().toString('hex')).toBe(reference(bytes));
   });
+
+  it('agrees with the definition at every alignment of the bytes in memory', () => {
+    const bytes = randomBytes(1030);
+    for (const offset of [0, 1, 2, 3, 5]) {
+      const view = bytes.subarray(offset, offset + 1021);
+      const crc = new Crc64();
+      crc.update(view);
+      expect(crc.digest().toString('hex')).toBe(reference(view));
+    }
+  });
 });

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { constants, createReadStream, createWriteStream } from 'node:fs';
 import { lstat, open, readlink } from 'node:fs/promises';
+import { endianness } from 'node:os';
 import { posix } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
@@ -14,76 +15,91 @@ import { goJson } from './store.js';
 //   {"type":1,"name"|"name_raw":…,"size":n,"payload":<base64 crc64>,"position":n}   a file entry
 
 // CRC-64 with the ISO polynomial (Go's hash/crc64 with crc64.ISO), in two 32-bit halves, eight
-// bytes per step ("slicing by 8"): table k maps a byte to its CRC after k more zero bytes. It runs
-// over every byte of every layer, so the byte-at-a-time loop was the slowest part of extraction.
-const tablesLo = Array.from({ length: 8 }, () => new Uint32Array(256));
-const tablesHi = Array.from({ length: 8 }, () => new Uint32Array(256));
+// bytes per step ("slicing by 8"): table k maps a byte to its CRC after k more zero bytes. The eight
+// tables sit in one flat array per half (table k at k * 256), and the bytes are loaded as aligned
+// 32-bit words: it runs over every byte of every layer, and this is ~1.5x the byte-wise loads.
+const tableLo = new Int32Array(8 * 256);
+const tableHi = new Int32Array(8 * 256);
 for (let i = 0; i < 256; i++) {
   let lo = i;
   let hi = 0;
   for (let k = 0; k < 8; k++) {
     const carry = lo & 1;
-    lo = ((lo >>> 1) | ((hi & 1) << 31)) >>> 0;
+    lo = (lo >>> 1) | ((hi & 1) << 31);
     hi >>>= 1;
-    if (carry) hi = (hi ^ 0xd8000000) >>> 0;
+    if (carry) hi ^= 0xd8000000;
   }
-  tablesLo[0]![i] = lo;
-  tablesHi[0]![i] = hi;
+  tableLo[i] = lo;
+  tableHi[i] = hi;
 }
 for (let t = 1; t < 8; t++) {
-  const [prevLo, prevHi, lo0, hi0] = [tablesLo[t - 1]!, tablesHi[t - 1]!, tablesLo[0]!, tablesHi[0]!];
   for (let i = 0; i < 256; i++) {
-    const lo = prevLo[i]!;
-    const hi = prevHi[i]!;
+    const lo = tableLo[(t - 1) * 256 + i]!;
+    const hi = tableHi[(t - 1) * 256 + i]!;
     const idx = lo & 0xff;
-    tablesLo[t]![i] = (((lo >>> 8) | ((hi & 0xff) << 24)) ^ lo0[idx]!) >>> 0;
-    tablesHi[t]![i] = ((hi >>> 8) ^ hi0[idx]!) >>> 0;
+    tableLo[t * 256 + i] = ((lo >>> 8) | ((hi & 0xff) << 24)) ^ tableLo[idx]!;
+    tableHi[t * 256 + i] = (hi >>> 8) ^ tableHi[idx]!;
   }
 }
-const [l0, l1, l2, l3, l4, l5, l6, l7] = tablesLo as [Uint32Array, ...Uint32Array[]] as Uint32Array[];
-const [h0, h1, h2, h3, h4, h5, h6, h7] = tablesHi as Uint32Array[];
+const noWords = new Int32Array(0);
+/** Word loads read bytes in the machine's order; the word loop assumes little-endian. */
+const littleEndian = endianness() === 'LE';
 
 /** A running CRC-64/ISO, as tar-split stores per file. */
 export class Crc64 {
-  private lo = 0xffffffff;
-  private hi = 0xffffffff;
+  private lo = -1;
+  private hi = -1;
 
   update(data: Uint8Array): void {
+    const L = tableLo;
+    const H = tableHi;
     let lo = this.lo;
     let hi = this.hi;
     let i = 0;
-    const end8 = data.length - (data.length % 8);
-    const T0 = l0!;
-    const T1 = l1!;
-    const T2 = l2!;
-    const T3 = l3!;
-    const T4 = l4!;
-    const T5 = l5!;
-    const T6 = l6!;
-    const T7 = l7!;
-    const U0 = h0!;
-    const U1 = h1!;
-    const U2 = h2!;
-    const U3 = h3!;
-    const U4 = h4!;
-    const U5 = h5!;
-    const U6 = h6!;
-    const U7 = h7!;
-    for (; i < end8; i += 8) {
-      lo ^= data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
-      hi ^= data[i + 4]! | (data[i + 5]! << 8) | (data[i + 6]! << 16) | (data[i + 7]! << 24);
-      const a = T7[lo & 0xff]! ^ T6[(lo >>> 8) & 0xff]! ^ T5[(lo >>> 16) & 0xff]! ^ T4[lo >>> 24]!;
-      const b = U7[lo & 0xff]! ^ U6[(lo >>> 8) & 0xff]! ^ U5[(lo >>> 16) & 0xff]! ^ U4[lo >>> 24]!;
-      lo = a ^ T3[hi & 0xff]! ^ T2[(hi >>> 8) & 0xff]! ^ T1[(hi >>> 16) & 0xff]! ^ T0[hi >>> 24]!;
-      hi = b ^ U3[hi & 0xff]! ^ U2[(hi >>> 8) & 0xff]! ^ U1[(hi >>> 16) & 0xff]! ^ U0[hi >>> 24]!;
+    const n = data.length;
+    if (littleEndian) {
+      // Byte-wise up to a 4-byte boundary, then two words (8 bytes) per step.
+      while (i < n && ((data.byteOffset + i) & 3) !== 0) {
+        const idx = (lo ^ data[i]!) & 0xff;
+        lo = ((lo >>> 8) | ((hi & 0xff) << 24)) ^ L[idx]!;
+        hi = (hi >>> 8) ^ H[idx]!;
+        i++;
+      }
+      const words =
+        n - i >= 8 ? new Int32Array(data.buffer, data.byteOffset + i, ((n - i) >>> 3) << 1) : noWords;
+      for (let w = 0; w < words.length; w += 2) {
+        lo ^= words[w]!;
+        hi ^= words[w + 1]!;
+        const a =
+          L[1792 + (lo & 0xff)]! ^
+          L[1536 + ((lo >>> 8) & 0xff)]! ^
+          L[1280 + ((lo >>> 16) & 0xff)]! ^
+          L[1024 + (lo >>> 24)]! ^
+          L[768 + (hi & 0xff)]! ^
+          L[512 + ((hi >>> 8) & 0xff)]! ^
+          L[256 + ((hi >>> 16) & 0xff)]! ^
+          L[hi >>> 24]!;
+        const b =
+          H[1792 + (lo & 0xff)]! ^
+          H[1536 + ((lo >>> 8) & 0xff)]! ^
+          H[1280 + ((lo >>> 16) & 0xff)]! ^
+          H[1024 + (lo >>> 24)]! ^
+          H[768 + (hi & 0xff)]! ^
+          H[512 + ((hi >>> 8) & 0xff)]! ^
+          H[256 + ((hi >>> 16) & 0xff)]! ^
+          H[hi >>> 24]!;
+        lo = a;
+        hi = b;
+      }
+      i += words.length * 4;
     }
-    for (; i < data.length; i++) {
+    for (; i < n; i++) {
       const idx = (lo ^ data[i]!) & 0xff;
-      lo = ((lo >>> 8) | ((hi & 0xff) << 24)) ^ T0[idx]!;
-      hi = (hi >>> 8) ^ U0[idx]!;
+      lo = ((lo >>> 8) | ((hi & 0xff) << 24)) ^ L[idx]!;
+      hi = (hi >>> 8) ^ H[idx]!;
     }
-    this.lo = lo >>> 0;
-    this.hi = hi >>> 0;
+    this.lo = lo;
+    this.hi = hi;
   }
 
   /** The 8 bytes, big-endian, final xor applied. */
