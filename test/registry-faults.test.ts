@@ -129,12 +129,12 @@ describe('registry copies under faults', () => {
     const layout = box.path('big');
     const { layerDigest, layerSize } = await writeBigImage(layout, GiB);
 
-    // Push: every 8th PATCH chunk refused once with 429 (Retry-After 1), so chunks are sent again.
+    // Push: every 3rd PATCH chunk refused once with 429 (Retry-After 1), so chunks are sent again.
     proxy.reset();
     const patches = proxy.addFault({
       match: { method: 'PATCH' },
       action: { kind: 'too-many-requests', retryAfter: 1 },
-      every: 8,
+      every: 3,
     });
     let started = Date.now();
     const pushed = await box.img(
@@ -149,9 +149,10 @@ describe('registry copies under faults', () => {
     expect(pushed.code, pushed.stderr).toBe(0);
     await proxy.settled();
     expect(patches.applied).toBeGreaterThan(5);
-    // One accepted PATCH per 8 MiB chunk: every refused chunk was sent again, none twice.
+    // One accepted PATCH per 64 MiB chunk read from the layout's file: every refused chunk was sent
+    // again, none twice.
     expect(proxy.requests.filter((r) => r.method === 'PATCH' && r.status === 202).length).toBe(
-      Math.ceil(layerSize / (8 * 1024 * 1024)),
+      Math.ceil(layerSize / (64 * 1024 * 1024)),
     );
     patches.remove();
 

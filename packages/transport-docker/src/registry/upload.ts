@@ -344,9 +344,11 @@ async function uploadChunked(
 
 /**
  * PATCH chunks of a blob held in a regular file: nothing of it is kept in memory (a chunk sent again
- * is read again). The same size as streamed chunks, so a registry sees the same requests either way.
+ * is read again from the file), so they can be larger than streamed chunks, which are held until
+ * accepted. Fewer, larger requests cost the registry less per byte: a 1 GiB push is 16 PATCHes
+ * instead of 128, and measured faster on loopback.
  */
-export const fileChunkSize = chunkSize;
+export const fileChunkSize = 64 * 1024 * 1024;
 
 /**
  * Uploads a blob from a regular file of `req.size` bytes, as PATCH chunks of {@link fileChunkSize}
