@@ -1,18 +1,10 @@
-import {
-  type ImageReference,
-  insecureAcceptAnythingPolicy,
-  loadPolicy,
-  PolicyContext,
-  parseImageName,
-  type SystemContext,
-} from '@img/core';
+import type { ImageReference, PolicyContext, SystemContext } from '@img/core';
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
-import { formatGoDuration, parseGoDuration } from './duration.js';
-import { retryIfNecessary } from './retry.js';
+import { parseGoDuration } from './duration.js';
+import { commandErrorReport } from './error-output.js';
+import { CommandSession, type RetryFlags } from './session.js';
 import { loadTransports } from './transports.js';
 
-/** The longest delay a Node timer can hold. */
-export const maxTimerMs = 2 ** 31 - 1;
 /** A flag taking a Go duration (`30s`, `1m30s`), parsed to milliseconds. */
 export const durationFlag = Flags.custom<number>({
   helpValue: 'DURATION',
@@ -55,32 +47,12 @@ export type CommandArgs<T extends typeof Command> = Interfaces.InferredArgs<T['a
 
 const globalGroup = 'GLOBAL';
 
-/** Exit code after Ctrl-C, as shells report a SIGINT death. */
-const interruptedExitCode = 130;
-
-/** Removes what could be a credential from text that is about to be printed. */
-export function redactCredentials(text: string): string {
-  return text
-    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, '$1***@')
-    .replace(/((?:authorization|proxy-authorization)\s*[:=]\s*)(?:(?:bearer|basic)\s+)?\S+/gi, '$1***')
-    .replace(/([?&](?:access_token|token|password|secret)=)[^&\s]+/gi, '$1***');
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').trim();
-}
-
-/** An error's message on one line, credentials removed: what the CLI prints of an error. */
-export function errorMessage(error: unknown): string {
-  const text = error instanceof Error ? error.message || error.name : String(error);
-  return redactCredentials(oneLine(text));
-}
-
 /**
  * The base of every `img` command: skopeo's global flags (which `bin/run.js` also accepts before
- * the command), the abort signal for `--command-timeout` and Ctrl-C, the SystemContext and policy
- * built from the flags, and the error path: one `Error: …` line on stderr and exit code 1 (oclif's
- * usage errors keep theirs, 2); `--debug` adds the stack and the chain of causes.
+ * the command), and, through a {@link CommandSession} that the fast path (fast-path/) uses too, the
+ * abort signal for `--command-timeout` and Ctrl-C, the SystemContext and policy built from the
+ * flags, and the error path: one `Error: …` line on stderr and exit code 1 (usage errors, oclif's
+ * and `UsageError`, 2); `--debug` adds the stack and the chain of causes.
  */
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override baseFlags = {
@@ -133,15 +105,18 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected flags!: CommandFlags<T>;
   /** The parsed arguments. */
   protected args!: CommandArgs<T>;
-  /** Aborted on --command-timeout and on Ctrl-C; pass it to every library call. */
-  protected signal!: AbortSignal;
+  private runSession: CommandSession | undefined;
 
-  private timeoutSignal: AbortSignal | undefined;
-  private readonly interrupt = new AbortController();
-  private readonly onSigint = () => {
-    if (this.interrupt.signal.aborted) process.exit(interruptedExitCode);
-    this.interrupt.abort(new Error('interrupted'));
-  };
+  /** The run's signal, policy, SystemContext, retries and error output (shared with the fast path). */
+  protected get session(): CommandSession {
+    if (!this.runSession) throw new Error(`${this.id ?? 'command'}: used before init()`);
+    return this.runSession;
+  }
+
+  /** Aborted on --command-timeout and on Ctrl-C; pass it to every library call. */
+  protected get signal(): AbortSignal {
+    return this.session.signal;
+  }
 
   override async init(): Promise<void> {
     await super.init();
@@ -153,60 +128,40 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     });
     this.flags = flags as CommandFlags<T>;
     this.args = args as CommandArgs<T>;
-    const timeout = this.flags['command-timeout'];
-    const signals = [this.interrupt.signal];
-    // Node's timers hold at most 2^31-1 ms (~24.8 days); a longer deadline (Go allows ~290 years,
-    // and scripts write 9999h for "none") sets no timer rather than one that fires at once.
-    if (timeout && timeout <= maxTimerMs) {
-      this.timeoutSignal = AbortSignal.timeout(Math.ceil(timeout));
-      signals.push(this.timeoutSignal);
-    }
-    this.signal = signals.length === 1 ? this.interrupt.signal : AbortSignal.any(signals);
-    process.on('SIGINT', this.onSigint);
+    this.runSession = new CommandSession(this.flags, {
+      loadTransports: (name) => loadTransports(this.config, undefined, name),
+      bin: this.config.bin,
+      commandId: this.id,
+    });
+    this.runSession.start();
   }
 
   /** The SystemContext for one side of an operation, from the global flags. */
   protected systemContext(): SystemContext {
-    return systemContextFromFlags(this.flags);
+    return this.session.systemContext();
   }
 
   /** The policy to check images against: --insecure-policy, else the --policy file or the default ones. */
-  protected async policyContext(): Promise<PolicyContext> {
-    if (this.flags['insecure-policy']) return new PolicyContext(insecureAcceptAnythingPolicy);
-    return new PolicyContext(await loadPolicy({ path: this.flags.policy, signal: this.signal }));
+  protected policyContext(): Promise<PolicyContext> {
+    return this.session.policyContext();
   }
 
   /** Parses `transport:reference` once its transport (built-in, else any plugin's) is registered. */
-  protected async parseImageName(name: string): Promise<ImageReference> {
-    const colon = name.indexOf(':');
-    await loadTransports(this.config, undefined, colon > 0 ? name.slice(0, colon) : undefined);
-    return parseImageName(name);
+  protected parseImageName(name: string): Promise<ImageReference> {
+    return this.session.parseImageName(name);
   }
 
   /**
    * Runs `attempt`, again after failures that may pass, as `--retry-times`/`--retry-delay` say (see
    * retryFlags), with one warning line per retry naming `what` failed.
    */
-  protected retrying<R>(
-    what: string,
-    retry: { 'retry-times': number; 'retry-delay'?: number | undefined },
-    attempt: () => Promise<R>,
-  ): Promise<R> {
-    return retryIfNecessary(attempt, {
-      times: retry['retry-times'],
-      delayMs: retry['retry-delay'],
-      signal: this.signal,
-      onRetry: (error, n, delayMs) => {
-        this.warnLine(
-          `${what} failed, retrying in ${formatGoDuration(delayMs)} (${n}/${retry['retry-times']}): ${errorMessage(error)}`,
-        );
-      },
-    });
+  protected retrying<R>(what: string, retry: RetryFlags, attempt: () => Promise<R>): Promise<R> {
+    return this.session.retrying(what, retry, attempt);
   }
 
   /** Writes one `Warning: …` line to stderr. */
   protected warnLine(message: string): void {
-    process.stderr.write(`Warning: ${redactCredentials(oneLine(message))}\n`);
+    this.session.warnLine(message);
   }
 
   /** Writes text to stdout as is (no newline added). */
@@ -217,83 +172,28 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   override async catch(error: Interfaces.CommandError): Promise<unknown> {
     // this.exit() stays oclif's; its parser's usage errors become one line and exit 2.
     if (error instanceof Errors.ExitError) throw error;
-    if (error instanceof Errors.CLIError && error.oclif?.exit === 2) {
-      process.stderr.write(`Error: ${usageErrorLine(error, this.config.bin, this.id)}\n`);
-      // The parse did run (and failed): without this, oclif's development mode warns that it did not.
-      this.parsed = true;
-      process.exitCode = 2;
+    const usage = error instanceof Errors.CLIError && error.oclif?.exit === 2;
+    // The parse did run (and failed): without this, oclif's development mode warns that it did not.
+    if (usage) this.parsed = true;
+    if (this.runSession) {
+      process.exitCode = this.runSession.fail(error, usage);
       return undefined;
     }
-    const debug = this.flags?.debug ?? this.argv.includes('--debug');
-    let message = errorMessage(error);
-    let exitCode = 1;
-    if (this.interrupt.signal.aborted) {
-      message = 'interrupted';
-      exitCode = interruptedExitCode;
-    } else if (this.timeoutSignal?.aborted) {
-      message = `command timed out after ${formatGoDuration(this.flags['command-timeout'] ?? 0)}`;
-    }
-    process.stderr.write(`Error: ${message}\n`);
-    if (debug) process.stderr.write(redactCredentials(describeError(error)));
+    // The parse failed, so there are no flags to read --debug from.
+    const { text, exitCode } = commandErrorReport(error, {
+      usage,
+      debug: this.argv.includes('--debug'),
+      interrupted: false,
+      bin: this.config.bin,
+      commandId: this.id,
+    });
+    process.stderr.write(text);
     process.exitCode = exitCode;
     return undefined;
   }
 
   override async finally(error: Error | undefined): Promise<unknown> {
-    process.removeListener('SIGINT', this.onSigint);
+    this.runSession?.stop();
     return super.finally(error);
   }
-}
-
-/**
- * One line for an oclif usage error: its first line (oclif appends the argument list and a hint on
- * more lines, and prints the whole help for some), the names of missing arguments, and where help is.
- */
-export function usageErrorLine(error: Error, bin: string, commandId: string | undefined): string {
-  const [first = error.message] = error.message.split('\n');
-  let line = first.replace(/:$/, '');
-  const args = (error as { args?: unknown }).args;
-  if (line.startsWith('Missing') && Array.isArray(args)) {
-    const names = args.map((a: { name?: string }) => a.name).filter(Boolean);
-    if (names.length > 0) line += `: ${names.join(', ')}`;
-  }
-  const help = commandId ? `${bin} ${commandId.replaceAll(':', ' ')} --help` : `${bin} --help`;
-  return `${line} (see "${help}")`;
-}
-
-/** The SystemContext the global flags describe (the same for both sides of a copy, as in skopeo). */
-export function systemContextFromFlags(flags: {
-  'override-os'?: string | undefined;
-  'override-arch'?: string | undefined;
-  'override-variant'?: string | undefined;
-  tmpdir?: string | undefined;
-}): SystemContext {
-  const ctx: SystemContext = {};
-  if (flags['override-os']) ctx.osChoice = flags['override-os'];
-  if (flags['override-arch']) ctx.architectureChoice = flags['override-arch'];
-  if (flags['override-variant']) ctx.variantChoice = flags['override-variant'];
-  if (flags.tmpdir) ctx.tmpDir = flags.tmpdir;
-  return ctx;
-}
-
-/** The stack of an error and of each of its causes (and of an AggregateError's errors), for --debug. */
-export function describeError(error: unknown): string {
-  const lines: string[] = [];
-  const seen = new Set<unknown>();
-  const visit = (e: unknown, prefix: string) => {
-    if (seen.has(e)) return;
-    seen.add(e);
-    if (e instanceof Error) {
-      const code = (e as { code?: unknown }).code;
-      lines.push(
-        `${prefix}${e.stack ?? `${e.name}: ${e.message}`}${typeof code === 'string' ? ` [${code}]` : ''}`,
-      );
-      if (e instanceof AggregateError) for (const inner of e.errors) visit(inner, 'Including: ');
-      if (e.cause !== undefined) visit(e.cause, 'Caused by: ');
-    } else {
-      lines.push(`${prefix}${String(e)}`);
-    }
-  };
-  visit(error, '');
-  return `${lines.join('\n')}\n`;
 }

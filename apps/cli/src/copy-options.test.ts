@@ -1,7 +1,7 @@
 import { insecureAcceptAnythingPolicy, MediaTypes, PolicyContext } from '@img/core';
 import { describe, expect, it } from 'vitest';
-import { systemContextFromFlags } from './base-command.js';
 import { copyOptionsFromFlags, imageListSelection, manifestFormats } from './copy-options.js';
+import { systemContextFromFlags } from './session.js';
 
 const policy = new PolicyContext(insecureAcceptAnythingPolicy);
 const wiring = { policy, sourceCtx: {}, destinationCtx: {} };

@@ -1,14 +1,10 @@
-import { type Command, Errors, Parser } from '@oclif/core';
+import { type Command, Parser } from '@oclif/core';
 import { describe, expect, it } from 'vitest';
 import { booleanValueFlagNames, normalizeBooleanValues } from './argv.js';
 import { BaseCommand } from './base-command.js';
-import {
-  authfileFlag,
-  dockerFlags,
-  dockerOptionsFromFlags,
-  parseCreds,
-  withDockerOptions,
-} from './docker-options.js';
+import { authfileFlag, dockerFlags } from './docker-flags.js';
+import { dockerOptionsFromFlags, parseCreds, withDockerOptions } from './docker-options.js';
+import { UsageError } from './error-output.js';
 
 const copyLikeFlags = {
   ...dockerFlags('src-'),
@@ -159,7 +155,7 @@ describe('parseCreds', () => {
       } catch (e) {
         error = e;
       }
-      expect(error).toBeInstanceOf(Errors.CLIError);
+      expect(error).toBeInstanceOf(UsageError);
       expect((error as Error).message).toMatch(/^invalid --src-creds: /);
       if (bad.length > 0) expect((error as Error).message).not.toContain(bad.replace(':', ''));
     }

@@ -1,90 +1,9 @@
 import type { SystemContext } from '@img/core';
 import type { DockerTransportOptions } from '@img/transport-docker';
-import { Errors, Flags } from '@oclif/core';
+import { UsageError } from './error-output.js';
 
 /** Which side a family of registry flags is for: one image (`inspect`), or a copy's source or destination. */
 export type DockerFlagPrefix = '' | 'src-' | 'dest-';
-
-const sides: Record<DockerFlagPrefix, string> = {
-  '': 'the registry',
-  'src-': 'the source registry',
-  'dest-': 'the destination registry',
-};
-
-function unprefixedDockerFlags(prefix: DockerFlagPrefix) {
-  const registry = sides[prefix];
-  const p = (name: string) => `${prefix}${name}`;
-  return {
-    creds: Flags.string({
-      description: `Use USERNAME[:PASSWORD] to access ${registry}.`,
-      helpValue: 'USERNAME[:PASSWORD]',
-      exclusive: [p('no-creds'), p('username'), p('password')],
-      // skopeo copy's old spellings, kept hidden as skopeo keeps them.
-      ...(prefix === 'src-' ? { aliases: ['screds'] } : prefix === 'dest-' ? { aliases: ['dcreds'] } : {}),
-    }),
-    username: Flags.string({
-      description: `Username to access ${registry} (with --${p('password')}).`,
-      helpValue: 'USERNAME',
-      dependsOn: [p('password')],
-      exclusive: [p('no-creds')],
-    }),
-    password: Flags.string({
-      description: `Password to access ${registry} (with --${p('username')}).`,
-      helpValue: 'PASSWORD',
-      dependsOn: [p('username')],
-    }),
-    'no-creds': Flags.boolean({
-      description: `Access ${registry} anonymously, ignoring every stored credential.`,
-    }),
-    'registry-token': Flags.string({
-      description: `Send this bearer token to ${registry} as it is.`,
-      helpValue: 'TOKEN',
-    }),
-    authfile: Flags.string({
-      description: `Read credentials for ${registry} from this auth.json (default: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json, ~/.docker/config.json).`,
-      helpValue: 'PATH',
-    }),
-    'tls-verify': Flags.boolean({
-      description: `Require HTTPS and verify certificates for ${registry} (default: true, unless registries.conf marks it insecure; --${p('tls-verify')}=false also allows plain HTTP).`,
-      allowNo: true,
-    }),
-    'cert-dir': Flags.string({
-      description: `Use the certificates in this directory (*.crt, *.cert, *.key) for ${registry}.`,
-      helpValue: 'PATH',
-    }),
-  };
-}
-
-type UnprefixedDockerFlags = ReturnType<typeof unprefixedDockerFlags>;
-
-/** The registry flags for one side, their names prefixed as skopeo's are (`--src-creds`, `--dest-tls-verify`). */
-export type DockerFlags<P extends DockerFlagPrefix> = {
-  [K in keyof UnprefixedDockerFlags as `${P}${K & string}`]: UnprefixedDockerFlags[K];
-};
-
-/**
- * skopeo's registry flags for one side: `--creds`, `--username`, `--password`, `--no-creds`,
- * `--registry-token`, `--authfile`, `--tls-verify` (and `--no-tls-verify`), `--cert-dir`, each with
- * the prefix (`src-`, `dest-`) when the command has two sides. `copy` also takes an unprefixed
- * `--authfile` for both sides: add {@link authfileFlag} for it.
- *
- * @example
- * static override flags = { ...dockerFlags(''), ...retryFlags };
- */
-export function dockerFlags<P extends DockerFlagPrefix>(prefix: P): DockerFlags<P> {
-  const out: Record<string, unknown> = {};
-  for (const [name, flag] of Object.entries(unprefixedDockerFlags(prefix))) out[`${prefix}${name}`] = flag;
-  return out as DockerFlags<P>;
-}
-
-/** skopeo copy's `--authfile`, used for both sides unless `--src-authfile` / `--dest-authfile` says otherwise. */
-export const authfileFlag = {
-  authfile: Flags.string({
-    description:
-      'Read registry credentials from this auth.json (default: $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json, ~/.docker/config.json).',
-    helpValue: 'PATH',
-  }),
-};
 
 /** The parsed flags `dockerOptionsFromFlags` reads; any command's flags object fits. */
 export type ParsedDockerFlags = Readonly<Record<string, unknown>>;
@@ -99,11 +18,11 @@ function stringFlag(flags: ParsedDockerFlags, name: string): string | undefined 
  * a terminal; img asks for it to be written out, so scripts never hang on a prompt.
  */
 export function parseCreds(flagName: string, value: string): { username: string; password: string } {
-  if (value === '') throw new Errors.CLIError(`invalid --${flagName}: credentials must not be empty`);
+  if (value === '') throw new UsageError(`invalid --${flagName}: credentials must not be empty`);
   const colon = value.indexOf(':');
-  if (colon === 0) throw new Errors.CLIError(`invalid --${flagName}: the username must not be empty`);
+  if (colon === 0) throw new UsageError(`invalid --${flagName}: the username must not be empty`);
   if (colon < 0 || colon === value.length - 1)
-    throw new Errors.CLIError(`invalid --${flagName}: a password is required (USERNAME:PASSWORD)`);
+    throw new UsageError(`invalid --${flagName}: a password is required (USERNAME:PASSWORD)`);
   return { username: value.slice(0, colon), password: value.slice(colon + 1) };
 }
 
@@ -125,11 +44,11 @@ export function dockerOptionsFromFlags(
   const password = stringFlag(flags, name('password'));
   const noCreds = flags[name('no-creds')] === true;
   if (creds !== undefined && noCreds)
-    throw new Errors.CLIError(`--${name('creds')} and --${name('no-creds')} cannot be used together`);
+    throw new UsageError(`--${name('creds')} and --${name('no-creds')} cannot be used together`);
   if (creds !== undefined && username !== undefined)
-    throw new Errors.CLIError(`--${name('creds')} and --${name('username')} cannot be used together`);
+    throw new UsageError(`--${name('creds')} and --${name('username')} cannot be used together`);
   if ((username === undefined) !== (password === undefined)) {
-    throw new Errors.CLIError(
+    throw new UsageError(
       username === undefined
         ? `--${name('username')} is required with --${name('password')}`
         : `--${name('password')} is required with --${name('username')}`,

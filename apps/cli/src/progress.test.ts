@@ -214,3 +214,18 @@ describe('bars mode', () => {
     expect(screen(stderr.text())[0]!.length).toBeLessThan(30);
   });
 });
+
+describe('resolveProgressMode with a lazy isTTY', () => {
+  it('asks whether stderr is a terminal only for auto', () => {
+    let asked = 0;
+    const isTTY = () => {
+      asked++;
+      return true;
+    };
+    expect(resolveProgressMode('lines', { quiet: false, isTTY })).toBe('lines');
+    expect(resolveProgressMode(undefined, { quiet: true, isTTY })).toBe('none');
+    expect(asked).toBe(0);
+    expect(resolveProgressMode('auto', { quiet: false, isTTY })).toBe('bars');
+    expect(asked).toBe(1);
+  });
+});

@@ -25,14 +25,34 @@ export interface ProgressRendererOptions {
   frameMs?: number;
 }
 
-/** Chooses the mode from `--progress` and `--quiet`, bars only when stderr is a terminal. */
+/**
+ * Chooses the mode from `--progress` and `--quiet`, bars only when stderr is a terminal. `isTTY` may
+ * be a function, asked only for `auto`: creating process.stderr costs a few milliseconds that a
+ * quiet command need not pay.
+ */
 export function resolveProgressMode(
   flag: string | undefined,
-  options: { quiet: boolean; isTTY: boolean },
+  options: { quiet: boolean; isTTY: boolean | (() => boolean) },
 ): ProgressMode {
   if (options.quiet) return 'none';
-  if (flag === undefined || flag === 'auto') return options.isTTY ? 'bars' : 'lines';
+  if (flag === undefined || flag === 'auto') {
+    const isTTY = typeof options.isTTY === 'function' ? options.isTTY() : options.isTTY;
+    return isTTY ? 'bars' : 'lines';
+  }
   return flag as ProgressMode;
+}
+
+/**
+ * process.stdout or process.stderr as a ProgressStream that creates the stream on first use, so
+ * that a copy that prints nothing never creates it.
+ */
+export function lazyProcessStream(name: 'stdout' | 'stderr'): ProgressStream {
+  return {
+    write: (text) => process[name].write(text),
+    get columns() {
+      return process[name].columns;
+    },
+  };
 }
 
 /** Bytes in binary units with one decimal: `512 B`, `12.3 MiB`. */

@@ -1,37 +1,21 @@
-import { createRequire } from 'node:module';
 import * as core from '@img/core';
 import { ImgError, registerTransport, type Transport, transportApiVersion, transports } from '@img/core';
 import type { Config, Hook } from '@oclif/core';
+import {
+  firstLine,
+  isTransport,
+  loadBuiltin,
+  resetBuiltinLoader,
+  setTransportOrigin,
+  transportOrigin,
+  type WarnFn,
+  warnToStderr,
+} from './builtin-loader.js';
+import { builtinTransportPackage, builtinTransportPackages } from './builtin-transports.js';
 import type {} from './types/hooks.js';
 
-/**
- * The built-in transport packages and the transports each registers when imported. A command that
- * names a built-in transport imports only that package: the others (and the plugins) cost start-up
- * time and are not needed to parse the name.
- */
-const builtins: ReadonlyArray<{
-  package: string;
-  transports: readonly string[];
-  load: () => Promise<unknown>;
-}> = [
-  { package: '@img/transport-dir', transports: ['dir'], load: () => import('@img/transport-dir') },
-  {
-    package: '@img/transport-oci',
-    transports: ['oci', 'oci-archive'],
-    load: () => import('@img/transport-oci'),
-  },
-  { package: '@img/transport-docker', transports: ['docker'], load: () => import('@img/transport-docker') },
-  {
-    package: '@img/transport-daemon',
-    transports: ['docker-daemon', 'docker-archive'],
-    load: () => import('@img/transport-daemon'),
-  },
-  {
-    package: '@img/transport-storage',
-    transports: ['containers-storage'],
-    load: () => import('@img/transport-storage'),
-  },
-];
+export type { TransportOrigin, WarnFn } from './builtin-loader.js';
+export { transportOrigin };
 
 /**
  * The transport contract versions whose plugins this img loads. Optional capabilities are added
@@ -44,47 +28,7 @@ export const supportedApiVersions: readonly number[] = [transportApiVersion];
 /** How long each plugin's hook may take before the host gives up on it. */
 const hookTimeoutMs = 10_000;
 
-/** Receives one line per plugin that could not be loaded. */
-export type WarnFn = (message: string) => void;
-
-const stderrWarn: WarnFn = (message) => {
-  process.stderr.write(`Warning: ${message}\n`);
-};
-
-/** Where a registered transport came from, for `img transports`. */
-export interface TransportOrigin {
-  /** `built-in`: a package img depends on; `plugin`: an oclif plugin (installed, linked or bundled). */
-  kind: 'built-in' | 'plugin';
-  /** The npm package that provides it. */
-  package: string;
-  version?: string | undefined;
-  /** For plugins, oclif's plugin type: `user` (installed), `link`, `core`. */
-  pluginType?: string | undefined;
-}
-
-const origins = new Map<string, TransportOrigin>();
-
-/** Where the transport registered under `name` came from, when this CLI loaded it. */
-export function transportOrigin(name: string): TransportOrigin | undefined {
-  return origins.get(name);
-}
-
 let loading: Promise<void> | undefined;
-const loadingBuiltins = new Map<string, Promise<void>>();
-
-/** Imports one built-in package, once, warning instead of failing when it cannot be loaded. */
-function loadBuiltin(builtin: (typeof builtins)[number], warn: WarnFn): Promise<void> {
-  let pending = loadingBuiltins.get(builtin.package);
-  if (!pending) {
-    pending = builtin.load().then(
-      (module) => recordBuiltinOrigins(builtin.package, module),
-      (error: unknown) =>
-        warn(`built-in transport package ${builtin.package} failed to load: ${messageOf(error)}`),
-    );
-    loadingBuiltins.set(builtin.package, pending);
-  }
-  return pending;
-}
 
 /**
  * Makes transports available to parseImageName. With `transportName` that a built-in package
@@ -96,14 +40,13 @@ function loadBuiltin(builtin: (typeof builtins)[number], warn: WarnFn): Promise<
  */
 export function loadTransports(
   config: Pick<Config, 'runHook'>,
-  warn: WarnFn = stderrWarn,
+  warn: WarnFn = warnToStderr,
   transportName?: string,
 ): Promise<void> {
-  const builtin =
-    transportName === undefined ? undefined : builtins.find((b) => b.transports.includes(transportName));
+  const builtin = transportName === undefined ? undefined : builtinTransportPackage(transportName);
   if (builtin) return loadBuiltin(builtin, warn);
   loading ??= (async () => {
-    for (const b of builtins) await loadBuiltin(b, warn);
+    for (const b of builtinTransportPackages) await loadBuiltin(b, warn);
     const result = await config.runHook(
       'img:transports',
       { apiVersion: transportApiVersion, core },
@@ -118,35 +61,7 @@ export function loadTransports(
 /** Forgets that transports were loaded, so tests can load them again. */
 export function resetLoadedTransports(): void {
   loading = undefined;
-  loadingBuiltins.clear();
-  origins.clear();
-}
-
-/** Attributes to a built-in package the registered transports that its module exports. */
-function recordBuiltinOrigins(packageName: string, module: unknown): void {
-  if (typeof module !== 'object' || module === null) return;
-  let version: string | undefined;
-  try {
-    version = (createRequire(import.meta.url)(`${packageName}/package.json`) as { version?: string }).version;
-  } catch {
-    version = undefined;
-  }
-  for (const value of Object.values(module)) {
-    if (isTransport(value) && transports.get(value.name) === value && !origins.has(value.name)) {
-      origins.set(value.name, { kind: 'built-in', package: packageName, version });
-    }
-  }
-}
-
-function messageOf(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text.split('\n')[0] ?? text;
-}
-
-function isTransport(value: unknown): value is Transport {
-  if (typeof value !== 'object' || value === null) return false;
-  const t = value as Partial<Transport>;
-  return typeof t.name === 'string' && typeof t.parseReference === 'function';
+  resetBuiltinLoader();
 }
 
 type HookPlugin = Hook.Result<unknown>['successes'][number]['plugin'];
@@ -170,7 +85,7 @@ function pluginLabel(plugin: HookPlugin): string {
  */
 export function registerPluginTransports(result: Hook.Result<readonly Transport[]>, warn: WarnFn): void {
   for (const { plugin, error } of result.failures) {
-    warn(`plugin ${pluginLabel(plugin)}: its img:transports hook failed: ${messageOf(error)}`);
+    warn(`plugin ${pluginLabel(plugin)}: its img:transports hook failed: ${firstLine(error)}`);
   }
   for (const { plugin, result: returned } of result.successes) {
     const label = pluginLabel(plugin);
@@ -195,14 +110,14 @@ export function registerPluginTransports(result: Hook.Result<readonly Transport[
       }
       const taken = transports.get(transport.name);
       if (taken && taken !== transport) {
-        const owner = origins.get(transport.name);
+        const owner = transportOrigin(transport.name);
         const by = owner ? ` by ${owner.kind === 'built-in' ? 'built-in ' : ''}${owner.package}` : '';
         problems.push(`transport "${transport.name}" is already registered${by}; the plugin's is not used`);
         continue;
       }
       try {
         registerTransport(transport);
-        origins.set(transport.name, {
+        setTransportOrigin(transport.name, {
           kind: 'plugin',
           package: plugin.name,
           version: plugin.version,
@@ -210,7 +125,7 @@ export function registerPluginTransports(result: Hook.Result<readonly Transport[
         });
       } catch (error) {
         problems.push(
-          `transport "${transport.name}" cannot be registered: ${error instanceof ImgError ? error.message : messageOf(error)}`,
+          `transport "${transport.name}" cannot be registered: ${error instanceof ImgError ? error.message : firstLine(error)}`,
         );
       }
     }

@@ -51,6 +51,12 @@ export interface OpenBlobInfoCacheOptions extends BlobCachePathOptions {
   onWarning?: ((message: string) => void) | undefined;
   /** How long a statement waits for another process's write lock; default 5000 ms. */
   busyTimeoutMs?: number | undefined;
+  /**
+   * Open the SQLite file on the cache's first use rather than now (see SqliteBlobInfoCacheOptions):
+   * a copy that finds the image already at its destination then never loads SQLite. The directory
+   * is still created now. Default false.
+   */
+  lazy?: boolean | undefined;
 }
 
 /**
@@ -83,5 +89,6 @@ export async function openBlobInfoCache(options: OpenBlobInfoCacheOptions = {}):
   return new SqliteBlobInfoCache(join(dir, blobCacheFileName), {
     onWarning: options.onWarning,
     busyTimeoutMs: options.busyTimeoutMs,
+    lazy: options.lazy,
   });
 }

@@ -8,3 +8,9 @@ describeBlobInfoCacheConformance(
   'sqlite',
   ({ now }) => new SqliteBlobInfoCache(join(mkdtempSync(join(tmpdir(), 'img-bic-')), 'c.sqlite'), { now }),
 );
+
+describeBlobInfoCacheConformance(
+  'sqlite (lazy)',
+  ({ now }) =>
+    new SqliteBlobInfoCache(join(mkdtempSync(join(tmpdir(), 'img-bic-')), 'c.sqlite'), { now, lazy: true }),
+);

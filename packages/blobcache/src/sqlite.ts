@@ -1,4 +1,5 @@
 import { renameSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type {
   BlobCandidate,
   BlobCandidateOptions,
@@ -8,9 +9,25 @@ import type {
   CompressionName,
   Digest,
 } from '@img/core';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { type CandidateStore, gatherCandidates, type LocationRow } from './candidates.js';
 import { MemoryBlobInfoCache } from './memory.js';
+
+let databaseClass: typeof Database | undefined;
+
+/**
+ * better-sqlite3, loaded when the first cache opens its file rather than when this module is
+ * imported: loading its native addon costs more than a command that never opens a cache takes.
+ * It is resolved from this package (found by its own name), not from this file, so that a bundle
+ * that inlines this module elsewhere (img's fast path) still finds it.
+ */
+function loadDatabase(): typeof Database {
+  if (!databaseClass) {
+    const packageJson = createRequire(import.meta.url).resolve('@img/blobcache/package.json');
+    databaseClass = createRequire(packageJson)('better-sqlite3') as typeof Database;
+  }
+  return databaseClass;
+}
 
 /** The schema this code reads and writes, kept in the file's `user_version`. */
 export const sqliteSchemaVersion = 1;
@@ -26,6 +43,12 @@ export interface SqliteBlobInfoCacheOptions {
   busyTimeoutMs?: number | undefined;
   /** The clock for `lastSeen`, in epoch milliseconds; injectable for tests. */
   now?: (() => number) | undefined;
+  /**
+   * Open the file on the first call that needs it instead of in the constructor, so that a process
+   * that never asks the cache (a copy of an image the destination already holds) neither loads
+   * SQLite nor touches the file. Recovery and warnings are the same, only later. Default false.
+   */
+  lazy?: boolean | undefined;
 }
 
 // Digests are stored as their text form; a location row is keyed by everything but its time, and
@@ -99,8 +122,8 @@ const compressionNames: readonly string[] = ['gzip', 'zstd', 'none', 'unknown'];
  * small autocommitted statement, the schema versioned with `user_version`.
  *
  * A file that is corrupt or unreadable is renamed aside (`<file>.corrupt-<time>`) and rebuilt, at
- * open or on the first statement that finds it so; when even that fails, or the file was written by
- * a newer img, the cache goes on in memory. Each of these gives one warning through `onWarning`;
+ * open (in the constructor, or on first use with `lazy`) or on the first statement that finds it so;
+ * when even that fails, or the file was written by a newer img, the cache goes on in memory. Each of these gives one warning through `onWarning`;
  * no method ever throws because of the file.
  *
  * better-sqlite3 is synchronous: every statement here is a single-row lookup or write on an index.
@@ -122,6 +145,8 @@ export class SqliteBlobInfoCache implements BlobInfoCache {
   private rebuilt = false;
   private warned = false;
   private closed = false;
+  /** A lazy cache that has not opened its file yet. */
+  private unopened: boolean;
   private readonly now: () => number;
   private readonly busyTimeoutMs: number;
   private readonly onWarning: (message: string) => void;
@@ -133,15 +158,16 @@ export class SqliteBlobInfoCache implements BlobInfoCache {
     this.now = options.now ?? Date.now;
     this.busyTimeoutMs = options.busyTimeoutMs ?? 5000;
     this.onWarning = options.onWarning ?? (() => {});
-    try {
-      this.open();
-    } catch (error) {
-      this.recover(error);
-    }
+    this.unopened = options.lazy === true;
+    if (!this.unopened) this.openOrRecover();
   }
 
-  /** Whether the cache is still backed by its file (false once it fell back to memory or was closed). */
+  /**
+   * Whether the cache is still backed by its file (false once it fell back to memory or was closed).
+   * A lazy cache opens its file to answer.
+   */
   get persistent(): boolean {
+    this.openIfUnopened();
     return this.db !== undefined;
   }
 
@@ -219,8 +245,23 @@ export class SqliteBlobInfoCache implements BlobInfoCache {
     this.fallback = undefined;
   }
 
+  private openOrRecover(): void {
+    try {
+      this.open();
+    } catch (error) {
+      this.recover(error);
+    }
+  }
+
+  private openIfUnopened(): void {
+    if (!this.unopened || this.closed) return;
+    this.unopened = false;
+    this.openOrRecover();
+  }
+
   private open(): void {
-    const db = new Database(this.path, { timeout: this.busyTimeoutMs });
+    const Sqlite = loadDatabase();
+    const db = new Sqlite(this.path, { timeout: this.busyTimeoutMs });
     try {
       // The first read of the header: a file that is not a database fails here (SQLITE_NOTADB).
       let version = db.pragma('user_version', { simple: true }) as number;
@@ -272,6 +313,7 @@ export class SqliteBlobInfoCache implements BlobInfoCache {
    * once more. `otherwise` is what a dropped operation returns.
    */
   private run<T>(sqlite: (s: Statements) => T, memory: (m: MemoryBlobInfoCache) => T, otherwise: T): T {
+    this.openIfUnopened();
     for (let attempt = 0; attempt < 2; attempt++) {
       if (this.closed) return otherwise;
       if (this.fallback) return memory(this.fallback);

@@ -1,14 +1,16 @@
-import { writeFile } from 'node:fs/promises';
-import { blobCacheDirEnv, openBlobInfoCache } from '@img/blobcache';
-import { type CopyResult, copyImage } from '@img/core';
+import { blobCacheDirEnv } from '@img/blobcache';
+import type { CopyResult } from '@img/core';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand, retryFlags } from '../base-command.js';
-import { copyOptionsFromFlags, manifestFormats, multiArchValues, withOciOptions } from '../copy-options.js';
-import { withDaemonHost } from '../daemon-host.js';
-import { authfileFlag, dockerFlags, dockerOptionsFromFlags, withDockerOptions } from '../docker-options.js';
-import { ProgressRenderer, progressFlagValues, resolveProgressMode } from '../progress.js';
+import { manifestFormats, multiArchValues } from '../copy-options.js';
+import { runCopy } from '../copy-run.js';
+import { authfileFlag, dockerFlags } from '../docker-flags.js';
+import { progressFlagValues } from '../progress.js';
 
-/** `img copy SRC DEST`: copies an image between any two transports. */
+/**
+ * `img copy SRC DEST`: copies an image between any two transports. The work is runCopy's, which the
+ * fast path (fast-path/) also runs, with these flags parsed by a table generated from this class.
+ */
 export default class Copy extends BaseCommand<typeof Copy> {
   static override summary = 'Copy an image from one location to another.';
 
@@ -119,62 +121,6 @@ The trust policy (--policy, or the default policy.json) must accept the source i
   };
 
   async run(): Promise<CopyResult> {
-    const { flags } = this;
-    const srcRef = await this.parseImageName(this.args.source);
-    const destRef = await this.parseImageName(this.args.destination);
-    const policy = await this.policyContext();
-    const ctx = this.systemContext();
-    const srcDocker = dockerOptionsFromFlags(flags, 'src-');
-    const destDocker = dockerOptionsFromFlags(flags, 'dest-');
-    const mode = resolveProgressMode(flags.progress, {
-      quiet: flags.quiet,
-      isTTY: process.stderr.isTTY === true,
-    });
-
-    // One renderer per attempt, so that a retry starts with fresh bars.
-    const attempt = async () => {
-      const progress = new ProgressRenderer({ mode, stderr: process.stderr, stdout: process.stdout });
-      const options = copyOptionsFromFlags(flags, {
-        policy,
-        sourceCtx: withDaemonHost(
-          withDockerOptions(withOciOptions(ctx, { sharedBlobDir: flags['src-shared-blob-dir'] }), srcDocker),
-          flags['src-daemon-host'],
-        ),
-        destinationCtx: withDaemonHost(
-          withDockerOptions(
-            withOciOptions(ctx, {
-              sharedBlobDir: flags['dest-shared-blob-dir'],
-              acceptUncompressedLayers: flags['dest-oci-accept-uncompressed-layers'],
-            }),
-            destDocker,
-          ),
-          flags['dest-daemon-host'],
-        ),
-        signal: this.signal,
-        onEvent: (event) => progress.onEvent(event),
-      });
-      options.cache = cache;
-      try {
-        const result = await copyImage(destRef, srcRef, options);
-        progress.finish(result);
-        return result;
-      } catch (error) {
-        progress.finish();
-        throw error;
-      }
-    };
-    // One cache for every attempt: a retry finds what the failed attempt stored.
-    const cache = await openBlobInfoCache({
-      dir: flags['blob-cache-dir'],
-      onWarning: (message) => this.warnLine(message),
-    });
-    let result: CopyResult;
-    try {
-      result = await this.retrying('copy', flags, attempt);
-    } finally {
-      cache.close();
-    }
-    if (flags.digestfile) await writeFile(flags.digestfile, result.manifestDigest);
-    return result;
+    return runCopy(this.session, this.flags, this.args);
   }
 }

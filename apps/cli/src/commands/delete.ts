@@ -1,7 +1,8 @@
 import { NotSupportedError } from '@img/core';
 import { Args } from '@oclif/core';
 import { BaseCommand, retryFlags } from '../base-command.js';
-import { dockerFlags, dockerOptionsFromFlags, withDockerOptions } from '../docker-options.js';
+import { dockerFlags } from '../docker-flags.js';
+import { dockerOptionsFromFlags, withDockerOptions } from '../docker-options.js';
 
 /** `img delete IMAGE`: deletes an image from any transport that can. */
 export default class Delete extends BaseCommand<typeof Delete> {

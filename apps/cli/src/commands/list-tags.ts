@@ -2,7 +2,8 @@ import { InvalidReferenceError, parseNormalizedNamed } from '@img/core';
 import { type DockerReference, listTags } from '@img/transport-docker';
 import { Args } from '@oclif/core';
 import { BaseCommand, retryFlags } from '../base-command.js';
-import { dockerFlags, dockerOptionsFromFlags, withDockerOptions } from '../docker-options.js';
+import { dockerFlags } from '../docker-flags.js';
+import { dockerOptionsFromFlags, withDockerOptions } from '../docker-options.js';
 
 /** `img list-tags docker://REPOSITORY`: the tags of a registry repository, as skopeo prints them. */
 export default class ListTags extends BaseCommand<typeof ListTags> {

@@ -9,7 +9,8 @@ import {
 } from '@img/transport-docker';
 import { Args, Errors, Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
-import { dockerFlags, dockerOptionsFromFlags } from '../docker-options.js';
+import { dockerFlags } from '../docker-flags.js';
+import { dockerOptionsFromFlags } from '../docker-options.js';
 import { Prompter, readStdin } from '../prompt.js';
 
 const registryFlags = dockerFlags('');

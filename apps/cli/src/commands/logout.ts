@@ -8,7 +8,8 @@ import {
 } from '@img/transport-docker';
 import { Args, Errors, Flags } from '@oclif/core';
 import { BaseCommand } from '../base-command.js';
-import { dockerFlags, dockerOptionsFromFlags } from '../docker-options.js';
+import { dockerFlags } from '../docker-flags.js';
+import { dockerOptionsFromFlags } from '../docker-options.js';
 
 const registryFlags = dockerFlags('');
 

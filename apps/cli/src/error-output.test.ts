@@ -1,7 +1,14 @@
 import { ManifestUnknownError } from '@img/core';
 import { Errors } from '@oclif/core';
 import { describe, expect, it } from 'vitest';
-import { describeError, errorMessage, redactCredentials, usageErrorLine } from './base-command.js';
+import {
+  commandErrorReport,
+  describeError,
+  errorMessage,
+  redactCredentials,
+  UsageError,
+  usageErrorLine,
+} from './error-output.js';
 
 describe('redactCredentials', () => {
   it('removes user info from URLs, authorization values and token parameters', () => {
@@ -58,5 +65,44 @@ describe('usageErrorLine', () => {
     expect(usageErrorLine(error, 'img', 'plugins:install')).toBe(
       'Nonexistent flag: --bogus (see "img plugins install --help")',
     );
+  });
+});
+
+describe('commandErrorReport', () => {
+  const context = { usage: false, debug: false, interrupted: false, bin: 'img', commandId: 'copy' };
+
+  it('is one Error line without credentials, and exit 1', () => {
+    const error = new Error('GET https://bob:hunter2@r.example/v2/ failed:\n  connection reset');
+    expect(commandErrorReport(error, context)).toEqual({
+      text: 'Error: GET https://***@r.example/v2/ failed: connection reset\n',
+      exitCode: 1,
+    });
+  });
+
+  it('points a usage error at the command’s help, with exit 2', () => {
+    const error = new UsageError('invalid --src-creds: a password is required (USERNAME:PASSWORD)');
+    expect(commandErrorReport(error, { ...context, usage: true })).toEqual({
+      text: 'Error: invalid --src-creds: a password is required (USERNAME:PASSWORD) (see "img copy --help")\n',
+      exitCode: 2,
+    });
+  });
+
+  it('says interrupted after Ctrl-C, with exit 130, and names an expired timeout', () => {
+    expect(commandErrorReport(new Error('aborted'), { ...context, interrupted: true })).toEqual({
+      text: 'Error: interrupted\n',
+      exitCode: 130,
+    });
+    expect(commandErrorReport(new Error('aborted'), { ...context, timedOutAfter: '1m30s' })).toEqual({
+      text: 'Error: command timed out after 1m30s\n',
+      exitCode: 1,
+    });
+  });
+
+  it('adds the stack and the causes with --debug, credentials removed', () => {
+    const error = new Error('failed', { cause: new Error('token=abc at https://u:p@h.example/') });
+    const { text } = commandErrorReport(error, { ...context, debug: true });
+    expect(text).toMatch(/^Error: failed\nError: failed\n\s+at /);
+    expect(text).toContain('Caused by: Error: token=abc at https://***@h.example/');
+    expect(text).not.toContain('u:p@');
   });
 });
