@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Digest, DigestAlgorithm } from './digest.js';
 import { AbortedError } from './errors.js';
 
@@ -58,6 +58,9 @@ interface PoolWorker {
 export const workerHashThreshold = 8 << 20;
 
 class HashPool {
+  /** The pool is made once node:worker_threads is loaded (lazily: most commands never hash a large file). */
+  constructor(private readonly WorkerClass: typeof Worker) {}
+
   private readonly workers: PoolWorker[] = [];
   private readonly queue: Array<() => void> = [];
   private readonly jobs = new Map<number, Job>();
@@ -123,7 +126,7 @@ class HashPool {
     const idle = this.workers.find((w) => !w.busy);
     if (idle) return idle;
     if (this.workers.length >= this.size) return undefined;
-    const worker = new Worker(workerSource, { eval: true });
+    const worker = new this.WorkerClass(workerSource, { eval: true });
     worker.unref();
     worker.on(
       'message',
@@ -156,7 +159,7 @@ class HashPool {
   }
 }
 
-let pool: HashPool | undefined;
+let pool: Promise<HashPool> | undefined;
 
 /** Hashes a file on a worker thread (a small shared pool, one per process); see {@link workerHashThreshold}. */
 export async function digestFileInWorker(
@@ -164,6 +167,6 @@ export async function digestFileInWorker(
   algorithm: DigestAlgorithm,
   options: { signal?: AbortSignal | undefined; onProgress?: ((bytes: number) => void) | undefined } = {},
 ): Promise<{ digest: Digest; size: number }> {
-  pool ??= new HashPool();
-  return pool.digestFile(path, algorithm, options);
+  pool ??= import('node:worker_threads').then((m) => new HashPool(m.Worker));
+  return (await pool).digestFile(path, algorithm, options);
 }

@@ -8,7 +8,6 @@ import {
   type SystemContext,
   type Transport,
 } from '@img/core';
-import { OciArchiveImageDestination, OciArchiveImageSource } from './archive.js';
 import { deleteLayoutImage } from './delete.js';
 import { OciImageDestination } from './destination.js';
 import { ociOptions } from './options.js';
@@ -169,7 +168,9 @@ export class OciArchiveReference implements ImageReference {
    * Unpacks the archive into a temp directory under `ctx.tmpDir` (or the system's) and reads the
    * image from there; the directory is removed on close.
    */
-  newImageSource(ctx: SystemContext, options: OperationOptions = {}): Promise<ImageSource> {
+  async newImageSource(ctx: SystemContext, options: OperationOptions = {}): Promise<ImageSource> {
+    // Imported when used: tar-stream costs start-up time that `oci:` copies never need.
+    const { OciArchiveImageSource } = await import('./archive.js');
     return OciArchiveImageSource.open(this, ctx, options);
   }
 
@@ -177,7 +178,8 @@ export class OciArchiveReference implements ImageReference {
    * Builds the layout in a temp directory; commit writes the archive beside the target and renames
    * it into place, replacing what was there.
    */
-  newImageDestination(ctx: SystemContext, options: OperationOptions = {}): Promise<ImageDestination> {
+  async newImageDestination(ctx: SystemContext, options: OperationOptions = {}): Promise<ImageDestination> {
+    const { OciArchiveImageDestination } = await import('./archive.js');
     return OciArchiveImageDestination.open(this, ctx, options);
   }
 }

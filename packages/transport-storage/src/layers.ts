@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import {
   chmod,
@@ -39,6 +38,8 @@ async function exists(path: string): Promise<boolean> {
 
 /** Copies a directory tree as `cp -a` does: contents (reflinked where possible), owners, modes, times, devices, hard links, xattrs. */
 async function copyTree(from: string, to: string, signal?: AbortSignal): Promise<void> {
+  // Imported when used: a copy that writes no layer (the image is already there) never needs it.
+  const { spawn } = await import('node:child_process');
   await new Promise<void>((resolve, reject) => {
     const child = spawn('cp', ['-a', '--reflink=auto', '--', from, to], {
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -3,7 +3,6 @@ import { constants, createReadStream, createWriteStream } from 'node:fs';
 import { lstat, open, readlink } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { posix } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { Writable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import { goJson } from './store.js';
@@ -232,6 +231,7 @@ export async function* reassembleLayer(
   root: string,
   signal?: AbortSignal,
 ): AsyncGenerator<Buffer> {
+  const { createInterface } = await import('node:readline');
   const lines = createInterface({
     input: createReadStream(tarSplitPath).pipe(createGunzip()),
     crlfDelay: Number.POSITIVE_INFINITY,
