@@ -60,6 +60,18 @@ describe('usageErrorLine', () => {
     );
   });
 
+  it('gives the reasons of a failed flag relationship, without the secret values they quote', () => {
+    const error = new Errors.CLIError(
+      'The following errors occurred:\n  --src-creds=u:hunter2 cannot also be provided when using --src-no-creds\n  --src-no-creds=true cannot also be provided when using --src-creds\nSee more help with --help',
+      { exit: 2 },
+    );
+    const line = usageErrorLine(error, 'img', 'copy');
+    expect(line).toBe(
+      '--src-creds=*** cannot also be provided when using --src-no-creds; --src-no-creds=true cannot also be provided when using --src-creds (see "img copy --help")',
+    );
+    expect(line).not.toContain('hunter2');
+  });
+
   it('points at the command help of a nested command', () => {
     const error = new Errors.CLIError('Nonexistent flag: --bogus\nSee more help with --help', { exit: 2 });
     expect(usageErrorLine(error, 'img', 'plugins:install')).toBe(

@@ -39,13 +39,27 @@ export function warningLine(message: string): string {
   return `Warning: ${redactCredentials(oneLine(message))}\n`;
 }
 
+/** A credential flag with its value, as a parse error may quote it (`--src-creds=user:secret`). */
+const secretFlagValue = /(--(?:(?:src|dest)-)?(?:creds|password|registry-token))=\S+/g;
+
 /**
  * One line for a usage error: its first line (oclif appends the argument list and a hint on more
  * lines, and prints the whole help for some), the names of missing arguments, and where help is.
  */
 export function usageErrorLine(error: Error, bin: string, commandId: string | undefined): string {
-  const [first = error.message] = error.message.split('\n');
+  const lines = error.message.split('\n');
+  const [first = error.message] = lines;
   let line = first.replace(/:$/, '');
+  // A failed flag relationship (exclusive, dependsOn) is a header line with the reasons below it,
+  // which quote flag values: the reasons are the line, with secret values removed.
+  if (/^The following errors? occurred:?$/.test(first)) {
+    const reasons = lines
+      .slice(1)
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('See more help'));
+    if (reasons.length > 0) line = reasons.join('; ');
+  }
+  line = redactCredentials(line).replace(secretFlagValue, '$1=***');
   const args = (error as { args?: unknown }).args;
   if (line.startsWith('Missing') && Array.isArray(args)) {
     const names = args.map((a: { name?: string }) => a.name).filter(Boolean);
