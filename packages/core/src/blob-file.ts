@@ -1,7 +1,7 @@
 import { constants, createReadStream } from 'node:fs';
 import { copyFile, type FileHandle, open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Readable, Writable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Digest, DigestingStream, digestAlgorithm, verifiedDigestOf } from './digest.js';
 import { DigestMismatchError, SizeMismatchError } from './errors.js';
@@ -72,106 +72,76 @@ export async function writeBlobFile(
   const digester = trusted
     ? undefined
     : new DigestingStream({ expectedDigest: info.digest, expectedSize: info.size });
-  const file = new BlobFileWriter(tmp);
+  let handle: FileHandle;
   try {
-    if (digester) await pipeline(stream, digester, file, { signal: options.signal });
-    else await pipeline(stream, file, { signal: options.signal });
+    handle = await open(tmp, 'wx');
+  } catch (error) {
+    stream.destroy();
+    throw error;
+  }
+  let written = 0;
+  const write = async (source: AsyncIterable<Buffer>) => {
+    written = await writeBatched(handle, source, writeBatch);
+  };
+  try {
+    if (digester) await pipeline(stream, digester, write, { signal: options.signal });
+    else await pipeline(stream, write, { signal: options.signal });
+    await handle.close();
     await rename(tmp, path);
   } catch (error) {
-    // The file may still be opening: wait for it to close, or the removal could come first.
-    if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()).destroy());
+    await handle.close().catch(() => {});
     await rm(tmp, { force: true });
     throw error;
   }
   return digester
     ? { digest: digester.digest, size: digester.bytes }
-    : { digest: trusted as Digest, size: file.bytesWritten };
+    : { digest: trusted as Digest, size: written };
 }
 
 /** Chunks are gathered, by reference, into writes of at least this many bytes. */
 const writeBatch = 512 << 10;
 
 /**
- * Writes a new file (opened with 'wx') from a stream of network-sized chunks: they are gathered, by
- * reference and not copied, into one writev of about {@link writeBatch} bytes, so that a blob costs
- * one system call and one thread-pool round trip per MiB rather than one per 64 KiB chunk (a
- * WriteStream's). The file is closed before 'close' is emitted, on success and on failure.
+ * Writes `data` to `handle` in batches of about `batchBytes`: chunks are gathered by reference (not
+ * copied) into one writev, and each batch is written while the next is gathered. One awaited write
+ * per 16–64 KiB chunk would cost a system call and a thread-pool round trip each, with this thread
+ * idle meanwhile. Returns the bytes written; no write is still running when it settles.
  */
-class BlobFileWriter extends Writable {
-  /** Bytes written to the file so far. */
-  bytesWritten = 0;
-  private handle: FileHandle | undefined;
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-
-  constructor(private readonly path: string) {
-    // The next batch is gathered while one is being written.
-    super({ highWaterMark: writeBatch });
-  }
-
-  override _construct(callback: (error?: Error | null) => void): void {
-    open(this.path, 'wx').then(
-      (handle) => {
-        this.handle = handle;
-        callback();
-      },
-      (error: Error) => callback(error),
-    );
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.add(chunk);
-    this.flushIfFull(callback);
-  }
-
-  override _writev(
-    chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>,
-    callback: (error?: Error | null) => void,
-  ): void {
-    for (const { chunk } of chunks) this.add(chunk);
-    this.flushIfFull(callback);
-  }
-
-  override _final(callback: (error?: Error | null) => void): void {
-    this.flush().then(() => callback(), callback);
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    const handle = this.handle;
-    this.handle = undefined;
-    this.pending = [];
-    if (!handle) {
-      callback(error);
-      return;
-    }
-    handle.close().then(
-      () => callback(error),
-      (closeError: Error) => callback(error ?? closeError),
-    );
-  }
-
-  private add(chunk: Buffer): void {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-  }
-
-  private flushIfFull(callback: (error?: Error | null) => void): void {
-    if (this.pendingBytes < writeBatch) callback();
-    else this.flush().then(() => callback(), callback);
-  }
-
-  private async flush(): Promise<void> {
-    const buffers = this.pending;
-    const total = this.pendingBytes;
-    this.pending = [];
-    this.pendingBytes = 0;
-    if (total === 0) return;
+export async function writeBatched(
+  handle: FileHandle,
+  data: AsyncIterable<Buffer>,
+  batchBytes: number,
+): Promise<number> {
+  let batch: Buffer[] = [];
+  let size = 0;
+  let written = 0;
+  let pending: Promise<unknown> | undefined;
+  const send = async () => {
+    const buffers = batch;
+    const total = size;
+    batch = [];
+    size = 0;
+    if (pending) await pending;
     // libuv writes every buffer (looping over short writes and the iovec limit) or fails.
-    const { bytesWritten } = await (this.handle as FileHandle).writev(buffers);
-    this.bytesWritten += bytesWritten;
-    if (bytesWritten !== total)
-      throw new Error(`short write to ${this.path}: ${bytesWritten} of ${total} bytes`);
+    pending = handle.writev(buffers).then(({ bytesWritten }) => {
+      written += bytesWritten;
+      if (bytesWritten !== total) throw new Error(`short write: ${bytesWritten} of ${total} bytes`);
+    });
+    pending.catch(() => {}); // Awaited before the next batch or at the end; never left unobserved.
+  };
+  try {
+    for await (const chunk of data) {
+      batch.push(chunk);
+      size += chunk.length;
+      if (size >= batchBytes) await send();
+    }
+    if (size > 0) await send();
+  } catch (error) {
+    await pending?.catch(() => {}); // The caller closes the handle next: no write may still run.
+    throw error;
   }
+  await pending;
+  return written;
 }
 
 /**

@@ -3,6 +3,7 @@ export {
   isProcessAlive,
   removeStaleTempFiles,
   tempPathFor,
+  writeBatched,
   writeBlobFile,
 } from './blob-file.js';
 export type {

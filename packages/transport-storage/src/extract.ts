@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
   chmod,
-  type FileHandle,
   lchown,
   link,
   lstat,
@@ -17,7 +16,14 @@ import { posix } from 'node:path';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, type ZlibOptions } from 'node:zlib';
-import { type Digest, DigestingStream, ImgError, NotSupportedError, verifiedDigestOf } from '@img/core';
+import {
+  type Digest,
+  DigestingStream,
+  ImgError,
+  NotSupportedError,
+  verifiedDigestOf,
+  writeBatched,
+} from '@img/core';
 import { lsetxattr, makedev, mknod } from './native.js';
 import { Compression } from './store.js';
 import { Crc64, cleanEntryPath, TarSplitWriter } from './tar-split.js';
@@ -72,37 +78,6 @@ class ByteCounter extends Transform {
 const inflateChunkBytes = 1 << 20;
 /** File contents are written in batches of about this size, one batch in flight while the next fills. */
 const writeBatchBytes = 1 << 20;
-
-/**
- * Writes `data` to `handle` in batches of about {@link writeBatchBytes}, each batch's write running
- * while the next is gathered: one awaited write per chunk would leave the main thread idle for a
- * thread-pool round trip per chunk.
- */
-async function writeBatched(handle: FileHandle, data: AsyncIterable<Buffer>): Promise<void> {
-  let batch: Buffer[] = [];
-  let size = 0;
-  let pending: Promise<unknown> | undefined;
-  const send = async () => {
-    const buffers = batch;
-    batch = [];
-    size = 0;
-    if (pending) await pending;
-    pending = handle.writev(buffers);
-    pending.catch(() => {}); // Awaited before the next batch or at the end; never left unobserved.
-  };
-  try {
-    for await (const chunk of data) {
-      batch.push(chunk);
-      size += chunk.length;
-      if (size >= writeBatchBytes) await send();
-    }
-    if (size > 0) await send();
-  } catch (error) {
-    await pending?.catch(() => {}); // The handle is closed next: no write may still be running.
-    throw error;
-  }
-  await pending;
-}
 
 class ByteReader {
   private chunks: Buffer[] = [];
@@ -389,7 +364,7 @@ class Applier {
       case '7': {
         const handle = await open(this.p(path), 'wx', 0o600);
         try {
-          if (data) await writeBatched(handle, data);
+          if (data) await writeBatched(handle, data, writeBatchBytes);
         } finally {
           await handle.close();
         }
