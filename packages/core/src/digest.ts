@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { DigestMismatchError, InvalidDigestError, SizeMismatchError } from './errors.js';
+import type { IncrementalHash } from './hash-pool.js';
 
 /** A content digest, `algorithm:hex`, e.g. `sha256:3f5a…`. Validate untrusted input with {@link parseDigest}. */
 export type Digest = `${string}:${string}`;
@@ -81,6 +82,13 @@ export interface DigestingStreamOptions {
   algorithm?: DigestAlgorithm;
   /** What the bytes are, for error messages. */
   what?: string;
+  /**
+   * Computes the hash elsewhere (see {@link offloadedHash}) instead of on this thread, with the
+   * expected digest's (or `algorithm`'s) algorithm; the stream disposes of it.
+   */
+  hash?: IncrementalHash | undefined;
+  /** Sees each chunk as it passes, once it is counted and within the expected size. */
+  onChunk?: ((chunk: Buffer) => void) | undefined;
 }
 
 /**
@@ -91,6 +99,8 @@ export interface DigestingStreamOptions {
 export class DigestingStream extends Transform {
   readonly algorithm: DigestAlgorithm;
   private readonly hash;
+  private readonly offloaded: IncrementalHash | undefined;
+  private readonly onChunk: ((chunk: Buffer) => void) | undefined;
   private readonly expectedDigest: Digest | undefined;
   private readonly expectedSize: number | undefined;
   private readonly what: string;
@@ -104,7 +114,9 @@ export class DigestingStream extends Transform {
     this.algorithm = options.expectedDigest
       ? digestAlgorithm(options.expectedDigest)
       : (options.algorithm ?? canonicalAlgorithm);
-    this.hash = createHash(this.algorithm);
+    this.offloaded = options.hash;
+    this.onChunk = options.onChunk;
+    this.hash = this.offloaded ? undefined : createHash(this.algorithm);
     this.what = options.what ?? 'blob';
   }
 
@@ -125,12 +137,33 @@ export class DigestingStream extends Transform {
       callback(new SizeMismatchError(this.expectedDigest ?? 'stream', this.expectedSize, this.count));
       return;
     }
-    this.hash.update(chunk);
-    callback(null, chunk);
+    this.onChunk?.(chunk);
+    if (!this.offloaded) {
+      this.hash?.update(chunk);
+      callback(null, chunk);
+      return;
+    }
+    // The chunk is copied before update returns: it goes on at once, unless the hash is behind.
+    const behind = this.offloaded.update(chunk);
+    if (!behind) callback(null, chunk);
+    else behind.then(() => callback(null, chunk), callback);
   }
 
   override _flush(callback: TransformCallback): void {
-    this.result = `${this.algorithm}:${this.hash.digest('hex')}`;
+    if (!this.offloaded) {
+      this.check(this.hash?.digest('hex') ?? '', callback);
+      return;
+    }
+    this.offloaded.digest().then((hex) => this.check(hex, callback), callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.result) this.offloaded?.dispose();
+    callback(error);
+  }
+
+  private check(hex: string, callback: TransformCallback): void {
+    this.result = `${this.algorithm}:${hex}`;
     if (this.expectedSize !== undefined && this.count !== this.expectedSize) {
       callback(new SizeMismatchError(this.expectedDigest ?? this.result, this.expectedSize, this.count));
       return;

@@ -7,12 +7,14 @@ import { AbortedError } from './errors.js';
  * The worker's code, inline so that it loads the same from sources and from dist. A worker hashes a
  * whole file with one reused buffer: the read and the hash stay on the worker's thread (sync calls
  * there block no event loop), so several large blobs are hashed on several cores at once, and the
- * main thread allocates nothing per chunk. Between chunks it checks a shared cancel flag.
+ * main thread allocates nothing per chunk. Between chunks it checks a shared cancel flag. Built-ins
+ * come from process.getBuiltinModule, which works whether the parent's flags (`--input-type=module`)
+ * make the source a script or a module.
  */
 const workerSource = `
-const { parentPort } = require('node:worker_threads');
-const fs = require('node:fs');
-const crypto = require('node:crypto');
+const { parentPort } = process.getBuiltinModule('node:worker_threads');
+const fs = process.getBuiltinModule('node:fs');
+const crypto = process.getBuiltinModule('node:crypto');
 const buffer = Buffer.allocUnsafe(4 << 20);
 parentPort.on('message', ({ id, path, algorithm, cancel, progress }) => {
   const flags = new Int32Array(cancel);
@@ -169,4 +171,220 @@ export async function digestFileInWorker(
 ): Promise<{ digest: Digest; size: number }> {
   pool ??= import('node:worker_threads').then((m) => new HashPool(m.Worker));
   return (await pool).digestFile(path, algorithm, options);
+}
+
+/**
+ * The stream hashing worker's code. Each message is one batch of one stream's bytes, in an
+ * ArrayBuffer transferred (not copied) both ways: the worker hashes it and sends it back for reuse.
+ */
+const streamWorkerSource = `
+const { parentPort } = process.getBuiltinModule('node:worker_threads');
+const crypto = process.getBuiltinModule('node:crypto');
+const hashes = new Map();
+parentPort.on('message', (m) => {
+  try {
+    if (m.op === 'start') hashes.set(m.id, crypto.createHash(m.algorithm));
+    else if (m.op === 'drop') hashes.delete(m.id);
+    else if (m.op === 'data') {
+      hashes.get(m.id)?.update(new Uint8Array(m.buffer, 0, m.length));
+      parentPort.postMessage({ id: m.id, op: 'done', buffer: m.buffer }, [m.buffer]);
+    } else if (m.op === 'end') {
+      const hash = hashes.get(m.id);
+      hashes.delete(m.id);
+      parentPort.postMessage({ id: m.id, op: 'digest', hex: hash ? hash.digest('hex') : '' });
+    }
+  } catch (error) {
+    parentPort.postMessage({ id: m.id, op: 'error', message: String(error && error.message) });
+  }
+});
+`;
+
+/** The bytes of one batch sent to the stream hashing worker. */
+const batchBytes = 512 << 10;
+/** Batches of one stream in flight at most: the stream waits beyond that (2 MiB held per stream). */
+const batchesInFlight = 3;
+/** Returned batches kept for reuse, so that steady streaming allocates nothing. */
+const spareBatches = 8;
+
+/** An incremental hash: {@link DigestingStream} feeds it and reads the digest at the end. */
+export interface IncrementalHash {
+  /** Adds bytes (copied before it returns); a promise when the caller must wait before the next. */
+  update(chunk: Uint8Array): Promise<void> | undefined;
+  /** The hex digest of every byte added. */
+  digest(): Promise<string>;
+  /** Abandons the hash (the stream failed); no digest follows. */
+  dispose(): void;
+}
+
+interface StreamJob {
+  onDone(): void;
+  onDigest(hex: string): void;
+  onError(error: Error): void;
+}
+
+/**
+ * One worker thread hashing the batches of every offloaded stream of the process, in turn. It keeps
+ * the process alive only while an answer is awaited (a batch or a digest): a stream abandoned
+ * without being disposed never holds the process open.
+ */
+class StreamHashWorker {
+  private readonly worker: Worker;
+  private readonly jobs = new Map<number, StreamJob>();
+  private readonly spare: ArrayBuffer[] = [];
+  private nextId = 0;
+  private awaited = 0;
+
+  constructor(WorkerClass: typeof Worker) {
+    this.worker = new WorkerClass(streamWorkerSource, { eval: true });
+    this.worker.unref();
+    this.worker.on(
+      'message',
+      (m: { id: number; op: string; buffer?: ArrayBuffer; hex?: string; message?: string }) => {
+        const job = this.jobs.get(m.id);
+        this.answered();
+        if (m.op === 'done' && m.buffer) {
+          if (this.spare.length < spareBatches) this.spare.push(m.buffer);
+          job?.onDone();
+        } else if (m.op === 'digest') {
+          this.jobs.delete(m.id);
+          job?.onDigest(m.hex ?? '');
+        } else if (m.op === 'error') {
+          this.jobs.delete(m.id);
+          job?.onError(new Error(`hashing worker: ${m.message}`));
+        }
+      },
+    );
+    this.worker.on('error', (error) => {
+      // A worker that dies fails every stream it hashes; the next stream starts a new worker.
+      if (streamWorker === this) streamWorker = undefined;
+      const jobs = [...this.jobs.values()];
+      this.jobs.clear();
+      this.awaited = 0;
+      this.worker.unref();
+      for (const job of jobs) job.onError(error);
+    });
+  }
+
+  batch(): ArrayBuffer {
+    return this.spare.pop() ?? new ArrayBuffer(batchBytes);
+  }
+
+  start(algorithm: DigestAlgorithm, job: StreamJob): number {
+    const id = this.nextId++;
+    this.jobs.set(id, job);
+    this.worker.postMessage({ id, op: 'start', algorithm });
+    return id;
+  }
+
+  send(id: number, buffer: ArrayBuffer, length: number): void {
+    this.awaiting();
+    this.worker.postMessage({ id, op: 'data', buffer, length }, [buffer]);
+  }
+
+  finish(id: number): void {
+    this.awaiting();
+    this.worker.postMessage({ id, op: 'end' });
+  }
+
+  drop(id: number): void {
+    if (!this.jobs.delete(id)) return;
+    this.worker.postMessage({ id, op: 'drop' });
+  }
+
+  private awaiting(): void {
+    if (this.awaited++ === 0) this.worker.ref();
+  }
+
+  private answered(): void {
+    if (this.awaited > 0 && --this.awaited === 0) this.worker.unref();
+  }
+}
+
+let streamWorker: StreamHashWorker | undefined;
+let workerClass: Promise<typeof Worker> | undefined;
+
+/** A hash computed in batches: the bytes are copied (one memcpy) into batches that the worker hashes. */
+class OffloadedHash implements IncrementalHash {
+  private readonly id: number;
+  private current: Uint8Array;
+  private filled = 0;
+  private inFlight = 0;
+  private waiting: { resolve(): void; reject(error: Error): void } | undefined;
+  private result: { resolve(hex: string): void; reject(error: Error): void } | undefined;
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly worker: StreamHashWorker,
+    algorithm: DigestAlgorithm,
+  ) {
+    this.current = new Uint8Array(worker.batch());
+    this.id = worker.start(algorithm, {
+      onDone: () => {
+        this.inFlight--;
+        const waiting = this.waiting;
+        this.waiting = undefined;
+        waiting?.resolve();
+      },
+      onDigest: (hex) => this.result?.resolve(hex),
+      onError: (error) => {
+        this.failure = error;
+        this.waiting?.reject(error);
+        this.result?.reject(error);
+      },
+    });
+  }
+
+  update(chunk: Uint8Array): Promise<void> | undefined {
+    if (this.failure) return Promise.reject(this.failure);
+    let at = 0;
+    while (at < chunk.length) {
+      const n = Math.min(chunk.length - at, this.current.length - this.filled);
+      this.current.set(chunk.subarray(at, at + n), this.filled);
+      this.filled += n;
+      at += n;
+      if (this.filled === this.current.length) this.flush();
+    }
+    if (this.inFlight < batchesInFlight) return undefined;
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+    });
+  }
+
+  digest(): Promise<string> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.result = { resolve, reject };
+      if (this.filled > 0) this.flush();
+      this.worker.finish(this.id);
+    });
+  }
+
+  dispose(): void {
+    this.worker.drop(this.id);
+  }
+
+  private flush(): void {
+    this.worker.send(this.id, this.current.buffer as ArrayBuffer, this.filled);
+    this.inFlight++;
+    this.current = new Uint8Array(this.worker.batch());
+    this.filled = 0;
+  }
+}
+
+/**
+ * Streams at least this large are worth hashing on the worker; smaller ones cost more in set-up
+ * and messages than they save.
+ */
+export const offloadedHashThreshold = 16 << 20;
+
+/**
+ * An incremental hash computed on a worker thread, so that the thread reading a stream (sockets,
+ * files, writes) spends one memory copy per byte on it instead of the hash. Worth it where another
+ * core is free: see {@link offloadedHashThreshold}.
+ */
+export async function offloadedHash(algorithm: DigestAlgorithm): Promise<IncrementalHash> {
+  workerClass ??= import('node:worker_threads').then((m) => m.Worker);
+  const WorkerClass = await workerClass;
+  streamWorker ??= new StreamHashWorker(WorkerClass);
+  return new OffloadedHash(streamWorker, algorithm);
 }

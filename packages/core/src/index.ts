@@ -58,7 +58,12 @@ export {
   UnknownTransportError,
   UnsupportedMediaTypeError,
 } from './errors.js';
-export { workerHashThreshold } from './hash-pool.js';
+export {
+  type IncrementalHash,
+  offloadedHash,
+  offloadedHashThreshold,
+  workerHashThreshold,
+} from './hash-pool.js';
 export type { ImageConfig, ImageInspection, InspectedLayer, InspectOptions } from './inspect.js';
 export { getImageConfig, inspectImage } from './inspect.js';
 export * from './manifest/index.js';

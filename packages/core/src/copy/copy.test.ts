@@ -6,6 +6,7 @@ import {
   NotSupportedError,
   PolicyRejectedError,
 } from '../errors.js';
+import { offloadedHashThreshold } from '../hash-pool.js';
 import { guessMediaType, manifestDescriptors } from '../manifest/descriptors.js';
 import { MediaTypes } from '../manifest/media-types.js';
 import { copyImage, type PolicyChecker } from './copy.js';
@@ -101,6 +102,25 @@ describe('copyImage', () => {
     );
     expect(dst.images.has('a')).toBe(false);
     expect(dst.counters.commits).toBe(0);
+  });
+
+  it('verifies a large blob on the hashing worker: copies it intact, fails it on one changed byte', async () => {
+    const image = await randomImage({ seed: 61, layers: 1, layerSize: 17 << 20, compressed: false });
+    const layer = image.layers[0]!;
+    expect(layer.bytes.length).toBeGreaterThanOrEqual(offloadedHashThreshold);
+    const good = stores();
+    await copyImage(good.dst.ref('a'), good.src.add('a', image), { policy: allow });
+    expect(Buffer.from(good.dst.blobs.get(layer.digest)!).equals(Buffer.from(layer.bytes))).toBe(true);
+
+    const bad = stores();
+    const corrupt = Buffer.from(layer.bytes);
+    corrupt[corrupt.length - 5]! ^= 1;
+    image.blobs.set(layer.digest, corrupt);
+    await expect(
+      copyImage(bad.dst.ref('a'), bad.src.add('a', image), { policy: allow }),
+    ).rejects.toBeInstanceOf(DigestMismatchError);
+    expect(bad.dst.blobs.has(layer.digest)).toBe(false);
+    expect(bad.dst.counters.commits).toBe(0);
   });
 
   it('converts the manifest to a format the destination accepts', async () => {

@@ -1,8 +1,8 @@
 import { setMaxListeners } from 'node:events';
-import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline, Readable, type Transform } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import { type BlobInfoCache, type CompressionName, noCache } from '../blob-info-cache.js';
-import { computeDigest, type Digest, DigestingStream, markVerified } from '../digest.js';
+import { computeDigest, type Digest, DigestingStream, digestAlgorithm, markVerified } from '../digest.js';
 import {
   AbortedError,
   DigestMismatchError,
@@ -12,6 +12,7 @@ import {
   ManifestTypeRejectedError,
   NotSupportedError,
 } from '../errors.js';
+import { offloadedHash, offloadedHashThreshold } from '../hash-pool.js';
 import { parseJsonObject } from '../manifest/descriptors.js';
 import {
   chooseInstance,
@@ -789,17 +790,25 @@ class Copier {
               : 'preserve';
       }
     }
-    const verified = new DigestingStream({
-      expectedDigest: blob.digest,
-      expectedSize: blob.size,
-      what: kind,
-    });
+    // A large blob is hashed on a worker thread: the thread reading it (sockets, files, writes) then
+    // spends one memory copy per byte on the digest instead of the hash itself.
+    const hash =
+      blob.size >= offloadedHashThreshold
+        ? await offloadedHash(digestAlgorithm(blob.digest)).catch((error: unknown) => {
+            fetched.destroy();
+            throw error;
+          })
+        : undefined;
     let moved = 0;
     let last = 0;
     // The first bytes, for the compression the cache records (magic numbers are at most 4 bytes).
     let head = Buffer.alloc(0);
-    const counter = new Transform({
-      transform: (chunk: Buffer, _enc, callback: TransformCallback) => {
+    const verified = new DigestingStream({
+      expectedDigest: blob.digest,
+      expectedSize: blob.size,
+      what: kind,
+      hash,
+      onChunk: (chunk) => {
         moved += chunk.length;
         if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)]);
         const now = Date.now();
@@ -807,10 +816,9 @@ class Copier {
           last = now;
           this.emit({ type: 'blob-bytes', digest: blob.digest, bytes: moved, size: blob.size });
         }
-        callback(null, chunk);
       },
     });
-    const stages: Transform[] = [verified, counter];
+    const stages: Transform[] = [verified];
     const diffDigester =
       needDiffID && !knownDiffID ? new UncompressedDigester(sourceCompression === 'gzip') : undefined;
     if (diffDigester) stages.push(diffDigester);
