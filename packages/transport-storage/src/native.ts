@@ -1,8 +1,10 @@
-import koffi from 'koffi';
+import { loadKoffi } from './koffi.js';
 
 // Node has no fcntl record locks, mknod or xattr calls. These few libc functions are reached
 // through koffi (a prebuilt FFI, nothing compiled at install). Each call is one short syscall;
 // nothing here blocks: locks are taken with F_SETLK and polled by the caller (lock.ts).
+
+const koffi = loadKoffi(import.meta.url);
 
 const libc = koffi.load('libc.so.6');
 
