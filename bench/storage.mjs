@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { hasSkopeo, makeImage, scenario } from './lib.mjs';
+import { hasSkopeo, makeImage, median, scenario, timed } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -47,6 +47,18 @@ for (const tool of runs > 0 ? tools : []) {
   for (const [name, prepare, args] of scenarios) {
     rows.push(await scenario({ name, tool, runs, imgBin, prepare, args: ['--insecure-policy', ...args] }));
   }
+}
+if (runs > 0) {
+  // Node's own start-up, for scale: no copy can take less (NODE_EXTRA_CA_CERTS, when set, adds the
+  // parsing of that bundle to every Node process).
+  const samples = [];
+  for (let i = 0; i < runs; i++) samples.push(await timed(process.execPath, ['-e', '0']));
+  rows.push({
+    name: `Node start-up alone (node -e 0${process.env.NODE_EXTRA_CA_CERTS ? ', NODE_EXTRA_CA_CERTS set' : ''})`,
+    tool: 'img',
+    wall: median(samples.map((s) => s.wall)),
+    rssMiB: Math.max(...samples.map((s) => s.rssMiB)),
+  });
 }
 if (runs > 0)
   rows.push(

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, mkdir, open, realpath } from 'node:fs/promises';
+import { constants, type FileHandle, mkdir, open, realpath } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { F_RDLCK, F_WRLCK, trySetLock } from './native.js';
@@ -51,11 +51,8 @@ class LockFile {
     if (this.handle) return this.handle;
     this.opening ??= (async () => {
       try {
-        const handle = await open(this.path, 'a+', 0o644).then(async (h) => {
-          // 'a+' creates without truncating; reopen read-write so that pwrite at offset 0 works.
-          await h.close();
-          return open(this.path, 'r+');
-        });
+        // Created if missing, never truncated, and without O_APPEND, so that pwrite at offset 0 works.
+        const handle = await open(this.path, constants.O_RDWR | constants.O_CREAT, 0o644);
         this.handle = handle;
         return handle;
       } finally {

@@ -28,6 +28,16 @@ const isNodeBuiltin = (path: string) =>
   path.startsWith('node:') || builtinModules.includes(path.replace(/^node:/, ''));
 
 describe('the fast path bundle', () => {
+  it('is pure ASCII, so that Node decodes and scans every module as one-byte text', () => {
+    const meta = read<Metafile>('meta.json');
+    const files = Object.keys(meta.outputs).filter((f) => f.endsWith('.js'));
+    expect(files.length).toBeGreaterThan(5);
+    for (const file of files) {
+      const text = readFileSync(fileURLToPath(new URL(`../../${file}`, import.meta.url)), 'utf8');
+      expect(/[\u0080-\uffff]/.test(text), file).toBe(false);
+    }
+  });
+
   it('contains no module of oclif, directly or through any dependency', () => {
     const meta = read<Metafile>('meta.json');
     const inputs = Object.keys(meta.inputs);
