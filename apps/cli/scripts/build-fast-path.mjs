@@ -105,6 +105,17 @@ export default createRequire(fromHere.resolve(${JSON.stringify(owner)}))(${JSON.
   },
 };
 
+/**
+ * Puts scripts/undici-slim.cjs (undici's dispatcher and request API, without fetch, WebSocket and
+ * the rest of its index) in place of `undici` for every transport in the bundle.
+ */
+const undiciSlim = {
+  name: 'undici-slim',
+  setup(b) {
+    b.onResolve({ filter: /^undici$/ }, () => ({ path: join(root, 'scripts/undici-slim.cjs') }));
+  },
+};
+
 /** Puts the generated manifest in the bundle in place of src/fast-path/built-manifest.ts's `undefined`. */
 function builtManifest(manifest) {
   return {
@@ -178,7 +189,7 @@ const work = await build({
   banner: {
     js: "import { createRequire as __imgRequire } from 'node:module';\nconst require = __imgRequire(import.meta.url);",
   },
-  plugins: [nativeFromOwner],
+  plugins: [nativeFromOwner, undiciSlim],
 });
 
 // The entry bin/run.js imports first: the decision alone, in one file, so that a command oclif runs

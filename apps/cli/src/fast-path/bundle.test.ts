@@ -38,6 +38,16 @@ describe('the fast path bundle', () => {
     }
   });
 
+  it("takes undici's dispatcher and request API only, not its fetch, WebSocket or caches", () => {
+    const inputs = Object.keys(read<Metafile>('meta.json').inputs);
+    expect(inputs.some((p) => p.endsWith('scripts/undici-slim.cjs'))).toBe(true);
+    expect(inputs.some((p) => p.includes('undici/lib/dispatcher/agent.js'))).toBe(true);
+    // The response body's helpers keep a few of lib/web's modules; fetch itself is not among them.
+    const left =
+      /undici\/(index\.js|lib\/(mock|cache|web\/(websocket|eventsource|cache))\/|lib\/web\/fetch\/index\.js)/;
+    expect(inputs.filter((p) => left.test(p))).toEqual([]);
+  });
+
   it('contains no module of oclif, directly or through any dependency', () => {
     const meta = read<Metafile>('meta.json');
     const inputs = Object.keys(meta.inputs);
