@@ -1,32 +1,15 @@
 // img and podman writing the same containers-storage store at once (temp roots only): each waits for
 // the other's locks, readers never see a half-made image, and both images end up complete and listed.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { TestImage } from '@img/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { imgBin, type RunResult, Sandbox, skopeo } from './helpers/cli.js';
+import { imgBin, run, Sandbox, skopeo } from './helpers/cli.js';
 import { writeOciImage } from './helpers/images.js';
 
 const exec = promisify(execFile);
 const hasTools = existsSync('/usr/bin/podman') && existsSync('/usr/bin/skopeo') && process.getuid?.() === 0;
-
-/** Starts a program; resolves with its result when it ends. */
-function start(command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 describe.runIf(hasTools)('img and podman writing one store at the same time (vfs)', () => {
   let box: Sandbox;
@@ -60,7 +43,7 @@ describe.runIf(hasTools)('img and podman writing one store at the same time (vfs
 
   it('neither sees a half-made image, and both images end up complete and listed', async () => {
     const writers = Promise.all([
-      start(
+      run(
         process.execPath,
         [
           imgBin,
@@ -70,9 +53,9 @@ describe.runIf(hasTools)('img and podman writing one store at the same time (vfs
           `oci:${box.path('mine')}:v1`,
           `containers-storage:${spec}localhost/mine:v1`,
         ],
-        box.env(),
+        { env: box.env() },
       ),
-      start('podman', [...base, 'load', '-q', '-i', box.path('theirs.tar')]),
+      run('podman', [...base, 'load', '-q', '-i', box.path('theirs.tar')]),
     ]);
     let finished = false;
     void writers.finally(() => {

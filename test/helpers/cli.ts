@@ -1,42 +1,17 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runProgram } from '@img/testing';
 
 /** The repository root. */
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 /** The built `img` binary. */
 export const imgBin = join(repoRoot, 'apps/cli/bin/run.js');
 
-/** What a finished command printed and how it exited. */
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
+export type { RunResult } from '@img/testing';
 /** Runs a program to completion, capturing its output. */
-export function run(
-  command: string,
-  args: string[],
-  options: { env?: NodeJS.ProcessEnv; input?: string } = {},
-): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    child.stdin.end(options.input ?? '');
-  });
-}
+export const run = runProgram;
 
 /** A temp directory per test file, with `img` run in an isolated home and data dir. */
 export class Sandbox {

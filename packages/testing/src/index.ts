@@ -2,6 +2,8 @@ export type { MemoryCapabilities, MemoryCounters, MemoryImage } from './memory-t
 export { MemoryStore } from './memory-transport.js';
 export type { RandomImageOptions, TestImage, TestIndex, TestLayer } from './random.js';
 export { makeTar, randomBytes, randomImage, randomIndex, seededRandom } from './random.js';
+export type { RunResult } from './run.js';
+export { runProgram } from './run.js';
 export type {
   CountingProxy,
   DockerdServer,

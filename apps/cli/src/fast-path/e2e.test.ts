@@ -1,10 +1,9 @@
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { copyImage, insecureAcceptAnythingPolicy, PolicyContext } from '@img/core';
-import { MemoryStore, randomImage } from '@img/testing';
+import { MemoryStore, randomImage, runProgram } from '@img/testing';
 import { newOciReference } from '@img/transport-oci';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -41,27 +40,12 @@ function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   };
 }
 
-function img(args: string[], extraEnv: Record<string, string> = {}): Promise<Outcome> {
+async function img(args: string[], extraEnv: Record<string, string> = {}): Promise<Outcome> {
   const marker = join(root, `probe-${Math.random().toString(36).slice(2)}`);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--require', probe, bin, ...args], {
-      env: env({ ...extraEnv, FAST_PATH_E2E_PROBE: marker }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => {
-      stdout += c.toString();
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const oclif = readFileSync(marker, 'utf8') === 'true';
-      resolve({ code: code ?? -1, stdout, stderr, oclif });
-    });
+  const result = await runProgram(process.execPath, ['--require', probe, bin, ...args], {
+    env: env({ ...extraEnv, FAST_PATH_E2E_PROBE: marker }),
   });
+  return { ...result, oclif: readFileSync(marker, 'utf8') === 'true' };
 }
 
 /**
