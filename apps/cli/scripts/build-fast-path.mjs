@@ -253,6 +253,48 @@ async function asciiOnly(meta) {
     if (ascii !== text) await writeFile(path, ascii);
   }
 }
+/**
+ * Turns every static import of a Node built-in into a `process.getBuiltinModule` call at the top of
+ * its module. For an `import` of a built-in, Node builds an ES module facade that reads every export
+ * of it, lazy ones included: `node:crypto`'s loads WebCrypto, `node:fs`'s loads fs/promises. That is
+ * ~1–2 ms per built-in, ~5 ms over the ones a copy loads; the call reads only the names used. Built-ins
+ * have no dependency on the bundle, so evaluating them first, at the top, is what the imports did.
+ */
+async function builtinsFromProcess(meta) {
+  const importLine = /^import ([^"';]+?) from ["'](node:[\w/]+)["'];\n/gm;
+  for (const file of Object.keys(meta.outputs)) {
+    if (!file.endsWith('.js')) continue;
+    const path = join(root, file);
+    const text = await readFile(path, 'utf8');
+    const declarations = [];
+    const rest = text.replace(importLine, (_, clause, id) => {
+      const from = `process.getBuiltinModule(${JSON.stringify(id)})`;
+      const named = /\{([^}]*)\}/.exec(clause);
+      const outside = clause
+        .replace(/\{[^}]*\}/, '')
+        .split(',')
+        .map((part) => part.trim())
+        .filter(Boolean);
+      for (const part of outside) {
+        const namespace = /^\* as ([\w$]+)$/.exec(part);
+        if (namespace) declarations.push(`const ${namespace[1]} = ${from};`);
+        else if (/^[\w$]+$/.test(part)) declarations.push(`const ${part} = ${from};`);
+        else throw new Error(`fast path: cannot rewrite \`import ${clause} from '${id}'\` in ${file}`);
+      }
+      if (named) {
+        const bindings = named[1]
+          .split(',')
+          .map((b) => b.trim())
+          .filter(Boolean)
+          .map((b) => b.replace(/^([\w$]+) as ([\w$]+)$/, '$1: $2'));
+        if (bindings.length > 0) declarations.push(`const { ${bindings.join(', ')} } = ${from};`);
+      }
+      return '';
+    });
+    if (declarations.length > 0) await writeFile(path, `${declarations.join('\n')}\n${rest}`);
+  }
+}
+await builtinsFromProcess(metafile);
 await asciiOnly(metafile);
 await writeFile(join(common.outdir, 'meta.json'), `${JSON.stringify(metafile, null, 1)}\n`);
 await writeFile(join(common.outdir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);

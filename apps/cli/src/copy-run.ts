@@ -4,7 +4,13 @@ import { type CopyResult, copyImage } from '@img/core';
 import { type CopyFlags, copyOptionsFromFlags, withOciOptions } from './copy-options.js';
 import { withDaemonHost } from './daemon-host.js';
 import { dockerOptionsFromFlags, type ParsedDockerFlags, withDockerOptions } from './docker-options.js';
-import { lazyProcessStream, ProgressRenderer, resolveProgressMode } from './progress.js';
+import {
+  lazyProcessStream,
+  ProgressRenderer,
+  resolveProgressMode,
+  stderrIsTTY,
+  stderrStream,
+} from './progress.js';
 import type { CommandSession, GlobalFlags, RetryFlags } from './session.js';
 
 /** The parsed flags of `img copy` that {@link runCopy} reads (commands/copy.ts declares them). */
@@ -48,9 +54,9 @@ export async function runCopy(
   const destDocker = dockerOptionsFromFlags(flags, 'dest-');
   const mode = resolveProgressMode(flags.progress, {
     quiet: flags.quiet === true,
-    isTTY: () => process.stderr.isTTY === true,
+    isTTY: stderrIsTTY,
   });
-  const stderr = lazyProcessStream('stderr');
+  const stderr = stderrStream();
   const stdout = lazyProcessStream('stdout');
 
   // One renderer per attempt, so that a retry starts with fresh bars.

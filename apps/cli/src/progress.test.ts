@@ -6,6 +6,7 @@ import {
   ProgressRenderer,
   resolveProgressMode,
   shortDigest,
+  stderrStream,
   summaryLine,
 } from './progress.js';
 
@@ -227,5 +228,52 @@ describe('resolveProgressMode with a lazy isTTY', () => {
     expect(asked).toBe(0);
     expect(resolveProgressMode('auto', { quiet: false, isTTY })).toBe('bars');
     expect(asked).toBe(1);
+  });
+});
+
+describe('stderrStream', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('writes straight to fd 2 when it is not a terminal, through partial writes', () => {
+    // Under the test runner fd 2 is a pipe, as in CI.
+    const fds: number[] = [];
+    const written: Buffer[] = [];
+    const stream = stderrStream({
+      write: (fd, data) => {
+        const n = Math.min(3, data.length);
+        fds.push(fd);
+        written.push(Buffer.from(data.subarray(0, n)));
+        return n;
+      },
+    });
+    const viaProcess = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    stream.write('héllo\n');
+    expect(Buffer.concat(written).toString()).toBe('héllo\n');
+    expect(written.length).toBe(3);
+    expect(new Set(fds)).toEqual(new Set([2]));
+    expect(viaProcess).not.toHaveBeenCalled();
+    expect(stream.columns).toBeUndefined();
+  });
+
+  it('hands the rest to process.stderr, in order, once a direct write fails', () => {
+    let calls = 0;
+    const direct: Buffer[] = [];
+    const stream = stderrStream({
+      write: (_fd, data) => {
+        if (++calls === 2) throw Object.assign(new Error('EAGAIN'), { code: 'EAGAIN' });
+        direct.push(Buffer.from(data.subarray(0, 2)));
+        return 2;
+      },
+    });
+    const later: string[] = [];
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      later.push(Buffer.from(chunk).toString());
+      return true;
+    });
+    stream.write('abcdef');
+    stream.write('gh');
+    expect(Buffer.concat(direct).toString()).toBe('ab');
+    expect(later).toEqual(['cdef', 'gh']);
+    expect(calls).toBe(2);
   });
 });

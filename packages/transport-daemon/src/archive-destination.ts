@@ -75,7 +75,7 @@ export class DockerArchiveImageDestination extends TarballDestination {
         `invalid docker archive "${file}": the directory "${dirname(file)}" does not exist`,
       );
     }
-    if (!target || !target.isFile() || target.size === 0) {
+    if (!target?.isFile() || target.size === 0) {
       return new DockerArchiveImageDestination(reference, ctx, undefined);
     }
     const handle = await open(file, 'r');

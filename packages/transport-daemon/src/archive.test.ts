@@ -162,9 +162,9 @@ describe('docker-archive', () => {
     const image = await randomImage({ seed: 37, layers: 2, format: 'oci', compressed: false });
     const hex = (d: string) => d.slice('sha256:'.length);
     const entries: Array<[string, Buffer | string | { link: string }]> = [
-      ['blobs/sha256/' + hex(image.manifestDigest), image.manifest],
-      ['blobs/sha256/' + hex(image.configDigest), image.config],
-      ...image.layers.map((l): [string, Buffer] => ['blobs/sha256/' + hex(l.digest), l.bytes]),
+      [`blobs/sha256/${hex(image.manifestDigest)}`, image.manifest],
+      [`blobs/sha256/${hex(image.configDigest)}`, image.config],
+      ...image.layers.map((l): [string, Buffer] => [`blobs/sha256/${hex(l.digest)}`, l.bytes]),
       ['legacy1/layer.tar', { link: `../blobs/sha256/${hex(image.layers[0]!.digest)}` }],
       [
         'index.json',

@@ -15,7 +15,7 @@ import {
 import { posix } from 'node:path';
 import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, type ZlibOptions } from 'node:zlib';
+import type { ZlibOptions } from 'node:zlib';
 import {
   type Digest,
   DigestingStream,
@@ -27,6 +27,7 @@ import {
 import { lsetxattr, makedev, mknod } from './native.js';
 import { Compression } from './store.js';
 import { Crc64, cleanEntryPath, TarSplitWriter } from './tar-split.js';
+import { zlib } from './zlib.js';
 
 /** A layer tar that cannot be applied: a bad header, a path outside the layer, a duplicate entry. */
 export class InvalidLayerError extends ImgError {
@@ -477,7 +478,7 @@ export async function applyLayer(input: Readable, options: ApplyLayerOptions): P
       // its per-chunk cost 64 times per MiB; 1 MiB chunks more than triple the inflate rate here.
       // Node's zlib streams take the stream buffer sizes too (its types do not say so): a few chunks
       // of room on each side let inflate run on the thread pool while this thread hashes.
-      const gunzip = createGunzip({
+      const gunzip = zlib().createGunzip({
         chunkSize: inflateChunkBytes,
         readableHighWaterMark: 4 * inflateChunkBytes,
         writableHighWaterMark: 4 * inflateChunkBytes,

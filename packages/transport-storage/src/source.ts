@@ -2,7 +2,6 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { createGzip } from 'node:zlib';
 import {
   type BlobInfo,
   type BlobStream,
@@ -39,6 +38,7 @@ import {
   signatureKey,
 } from './store.js';
 import { reassembleLayer } from './tar-split.js';
+import { zlib } from './zlib.js';
 
 /** The store a reference names, resolved from storage.conf. */
 export async function openStore(ref: StorageReference): Promise<Store> {
@@ -241,7 +241,7 @@ export class StorageImageSource implements ImageSource {
     }
     // The stored layer is uncompressed; gzip with zlib's defaults rebuilds blobs that zlib made (the
     // copy engine verifies the digest either way).
-    const gzip = createGzip();
+    const gzip = zlib().createGzip();
     stream.on('error', (e) => gzip.destroy(e));
     const size = info.digest === layer['compressed-diff-digest'] ? (layer['compressed-size'] ?? -1) : -1;
     return { stream: stream.pipe(gzip), size };

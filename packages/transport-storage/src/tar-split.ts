@@ -4,8 +4,8 @@ import { lstat, open, readlink } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { posix } from 'node:path';
 import type { Writable } from 'node:stream';
-import { createGunzip, createGzip } from 'node:zlib';
 import { goJson } from './store.js';
+import { zlib } from './zlib.js';
 
 // tar-split (vbatts/tar-split, "tar/storage" JSON packer): how containers/storage keeps the bytes of a
 // layer tar that are not file contents, so that the exact tar (and so its diff digest) can be
@@ -124,7 +124,7 @@ function isUtf8(bytes: Buffer): boolean {
 /** Writes a tar-split file: segments and file entries in order, gzip-compressed. */
 export class TarSplitWriter {
   private position = 0;
-  private readonly gzip = createGzip({ level: 1 });
+  private readonly gzip = zlib().createGzip({ level: 1 });
   private readonly out: Writable;
   private readonly finished: Promise<void>;
 
@@ -233,7 +233,7 @@ export async function* reassembleLayer(
 ): AsyncGenerator<Buffer> {
   const { createInterface } = await import('node:readline');
   const lines = createInterface({
-    input: createReadStream(tarSplitPath).pipe(createGunzip()),
+    input: createReadStream(tarSplitPath).pipe(zlib().createGunzip()),
     crlfDelay: Number.POSITIVE_INFINITY,
   });
   const seen = new Set<string>();

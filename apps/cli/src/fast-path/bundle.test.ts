@@ -38,6 +38,17 @@ describe('the fast path bundle', () => {
     }
   });
 
+  it('reads Node built-ins with process.getBuiltinModule, never through an ES module import', () => {
+    const meta = read<Metafile>('meta.json');
+    let calls = 0;
+    for (const file of Object.keys(meta.outputs).filter((f) => f.endsWith('.js'))) {
+      const text = readFileSync(fileURLToPath(new URL(`../../${file}`, import.meta.url)), 'utf8');
+      expect(/^import [^;]* from ["']node:/m.test(text), file).toBe(false);
+      calls += text.match(/process\.getBuiltinModule\("node:[\w/]+"\)/g)?.length ?? 0;
+    }
+    expect(calls).toBeGreaterThan(20);
+  });
+
   it("takes undici's dispatcher and request API only, not its fetch, WebSocket or caches", () => {
     const inputs = Object.keys(read<Metafile>('meta.json').inputs);
     expect(inputs.some((p) => p.endsWith('scripts/undici-slim.cjs'))).toBe(true);

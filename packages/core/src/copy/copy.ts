@@ -1,6 +1,5 @@
 import { setMaxListeners } from 'node:events';
 import { pipeline, Readable, type Transform } from 'node:stream';
-import { createGunzip, createGzip } from 'node:zlib';
 import { type BlobInfoCache, type CompressionName, noCache } from '../blob-info-cache.js';
 import { computeDigest, type Digest, DigestingStream, digestAlgorithm, markVerified } from '../digest.js';
 import {
@@ -40,7 +39,7 @@ import type {
   SystemContext,
   UploadInfo,
 } from '../types.js';
-import { sniffCompression, UncompressedDigester } from './compression.js';
+import { sniffCompression, UncompressedDigester, zlib } from './compression.js';
 import type { CopyEvent } from './events.js';
 import { wrapDestination, wrapSource } from './wrap.js';
 
@@ -822,8 +821,8 @@ class Copier {
     const diffDigester =
       needDiffID && !knownDiffID ? new UncompressedDigester(sourceCompression === 'gzip') : undefined;
     if (diffDigester) stages.push(diffDigester);
-    if (action === 'compress') stages.push(createGzip());
-    else if (action === 'decompress') stages.push(createGunzip());
+    if (action === 'compress') stages.push(zlib().createGzip());
+    else if (action === 'decompress') stages.push(zlib().createGunzip());
     // One pipeline owns every stage: an error or an early end anywhere destroys them all (the source
     // included), and the last stage carries the error to the destination's reader.
     let failure: Error | undefined;
