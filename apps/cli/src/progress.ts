@@ -79,8 +79,8 @@ export function stderrIsTTY(): boolean {
  * stderr as a ProgressStream. When fd 2 is not a terminal, text is written straight to it with
  * writeSync, as process.stderr writes to pipes and files on POSIX (synchronously), without creating
  * that stream; should the descriptor refuse a write (a non-blocking pipe that is full), the rest of
- * the text and everything after it go through process.stderr, in order. Otherwise it is
- * {@link lazyProcessStream}.
+ * the text and everything after it go through process.stderr, in order. On a terminal (or when fd
+ * 2 cannot be examined), text goes to process.stderr, created on the first write.
  */
 export function stderrStream(
   options: { write?: (fd: number, data: Uint8Array) => number } = {},
@@ -93,7 +93,11 @@ export function stderrStream(
       if (!direct) return process.stderr.write(text);
       let rest: Uint8Array = Buffer.from(text);
       try {
-        while (rest.length > 0) rest = rest.subarray(write(2, rest));
+        while (rest.length > 0) {
+          const written = write(2, rest);
+          if (!(written > 0)) throw new Error('no progress writing to stderr');
+          rest = rest.subarray(written);
+        }
       } catch {
         direct = false;
         return process.stderr.write(rest);
