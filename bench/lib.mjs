@@ -126,10 +126,12 @@ export async function makeImage(layout, { sizeMiB, layerCount, tag = 'bench', co
 
 /**
  * Runs a command to completion without blocking the event loop (a bench may serve the proxy the
- * command talks to); resolves with its wall time in s and, with GNU time, its peak RSS in MiB.
+ * command talks to); resolves with its wall time in s and, with GNU time, its peak RSS in MiB and
+ * its user and system CPU time in s (on a shared 2-core machine the CPU a tool spends is often
+ * what its wall time follows).
  */
 export async function timed(cmd, args, options = {}) {
-  const argv = hasTime ? ['-f', '%e %M', cmd, ...args] : args;
+  const argv = hasTime ? ['-f', '%e %M %U %S', cmd, ...args] : args;
   const start = process.hrtime.bigint();
   const child = spawn(hasTime ? '/usr/bin/time' : cmd, argv, {
     ...options,
@@ -143,8 +145,8 @@ export async function timed(cmd, args, options = {}) {
   const wall = Number(process.hrtime.bigint() - start) / 1e9;
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${stderr}`);
   const last = stderr.trim().split('\n').at(-1) ?? '';
-  const rssKiB = hasTime ? Number(last.split(' ')[1]) : Number.NaN;
-  return { wall, rssMiB: rssKiB / 1024 };
+  const [, rssKiB, user, sys] = hasTime ? last.split(' ').map(Number) : [];
+  return { wall, rssMiB: (rssKiB ?? Number.NaN) / 1024, user: user ?? Number.NaN, sys: sys ?? Number.NaN };
 }
 
 export function median(xs) {
@@ -154,7 +156,7 @@ export function median(xs) {
 
 /**
  * Times `runs` runs of one copy with img (`imgBin`, run by this Node) or skopeo, `prepare()` before
- * each; returns the median wall time and the highest peak RSS.
+ * each; returns the median wall time (and user and system CPU time) and the highest peak RSS.
  */
 export async function scenario({ name, tool, runs, imgBin, prepare, args }) {
   const samples = [];
@@ -172,5 +174,7 @@ export async function scenario({ name, tool, runs, imgBin, prepare, args }) {
     tool,
     wall: median(samples.map((s) => s.wall)),
     rssMiB: Math.max(...samples.map((s) => s.rssMiB)),
+    user: median(samples.map((s) => s.user)),
+    sys: median(samples.map((s) => s.sys)),
   };
 }

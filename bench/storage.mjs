@@ -59,7 +59,9 @@ for (const [name, prepare, args] of runs > 0 ? scenarios : []) {
         args: ['--insecure-policy', ...args],
       });
       samples.get(tool).push(one);
-      console.error(`${name}, ${tool}: ${one.wall.toFixed(3)} s`);
+      console.error(
+        `${name}, ${tool}: ${one.wall.toFixed(3)} s (CPU: user ${one.user.toFixed(2)} s, system ${one.sys.toFixed(2)} s)`,
+      );
     }
   }
   for (const tool of tools) {
