@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyBlobFile, removeStaleTempFiles, tempPathFor, writeBlobFile } from './blob-file.js';
+import { copyBlobFile, removeStaleTempFiles, tempPathFor, writeBatched, writeBlobFile } from './blob-file.js';
 import { computeDigest, DigestingStream, markVerified, verifiedDigestOf } from './digest.js';
 import { DigestMismatchError, SizeMismatchError } from './errors.js';
-import { workerHashThreshold } from './hash-pool.js';
+import { offloadedHashThreshold, workerHashThreshold } from './hash-pool.js';
 
 describe('blob files', () => {
   let dir: string;
@@ -111,6 +111,58 @@ describe('blob files', () => {
       size: bytes.length,
     });
     expect((await readFile(target)).equals(bytes)).toBe(true);
+  });
+
+  it('writes a large blob on the stream worker thread, byte for byte', async () => {
+    const bytes = randomBytes(offloadedHashThreshold + 3 * 1024 * 1024 + 17);
+    const chunks: Buffer[] = [];
+    for (let at = 0, n = 1; at < bytes.length; at += n, n = (n * 7 + 1) % 200_000)
+      chunks.push(bytes.subarray(at, at + n));
+    const target = join(dir, 'stream-offloaded');
+    const digest = computeDigest(bytes);
+    expect(await writeBlobFile(Readable.from(chunks), target, { digest, size: bytes.length })).toEqual({
+      digest,
+      size: bytes.length,
+    });
+    expect((await readFile(target)).equals(bytes)).toBe(true);
+  });
+
+  it('fails an offloaded write with the error of the write', async () => {
+    const target = join(dir, 'read-only');
+    await writeFile(target, '');
+    const handle = await open(target, 'r');
+    try {
+      await expect(
+        writeBatched(handle, Readable.from([randomBytes(1 << 20)]), 512 << 10, { offload: true }),
+      ).rejects.toThrow(/EBADF|bad file descriptor/i);
+    } finally {
+      await handle.close();
+    }
+    expect((await stat(target)).size).toBe(0);
+  });
+
+  it('settles an offloaded write whose source fails only when no write is left running', async () => {
+    const target = join(dir, 'source-fails');
+    const handle = await open(target, 'w');
+    let sent = 0;
+    async function* failing() {
+      for (let i = 0; i < 16; i++) {
+        sent += 256 << 10;
+        yield randomBytes(256 << 10);
+      }
+      throw new Error('source broke');
+    }
+    try {
+      await expect(writeBatched(handle, failing(), 512 << 10, { offload: true })).rejects.toThrow(
+        'source broke',
+      );
+      const size = (await stat(target)).size;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect((await stat(target)).size).toBe(size);
+      expect(size).toBe(sent);
+    } finally {
+      await handle.close();
+    }
   });
 
   it('does not hash a stream marked verified again, and still fails with it', async () => {

@@ -5,7 +5,12 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Digest, DigestingStream, digestAlgorithm, verifiedDigestOf } from './digest.js';
 import { DigestMismatchError, SizeMismatchError } from './errors.js';
-import { digestFileInWorker, workerHashThreshold } from './hash-pool.js';
+import {
+  digestFileInWorker,
+  offloadedFileWriter,
+  offloadedHashThreshold,
+  workerHashThreshold,
+} from './hash-pool.js';
 import type { BlobInfo, OperationOptions, UploadInfo } from './types.js';
 
 /** A temp name beside `path`, unique to this process and call, so that a crash leaves only a file a later run ignores. */
@@ -80,8 +85,10 @@ export async function writeBlobFile(
     throw error;
   }
   let written = 0;
+  // A large blob is written by the stream worker thread (see writeBatched).
+  const offload = (info.size ?? -1) >= offloadedHashThreshold;
   const write = async (source: AsyncIterable<Buffer>) => {
-    written = await writeBatched(handle, source, writeBatch);
+    written = await writeBatched(handle, source, writeBatch, { offload });
   };
   try {
     if (digester) await pipeline(stream, digester, write, { signal: options.signal });
@@ -105,13 +112,17 @@ const writeBatch = 512 << 10;
  * Writes `data` to `handle` in batches of about `batchBytes`: chunks are gathered by reference (not
  * copied) into one writev, and each batch is written while the next is gathered. One awaited write
  * per 16–64 KiB chunk would cost a system call and a thread-pool round trip each, with this thread
- * idle meanwhile. Returns the bytes written; no write is still running when it settles.
+ * idle meanwhile. With `offload` (for large files), the bytes are copied into batches that the
+ * stream worker thread writes, in system calls of at most 32 KiB (see offloadedFileWriter). Returns
+ * the bytes written; no write is still running when it settles.
  */
 export async function writeBatched(
   handle: FileHandle,
   data: AsyncIterable<Buffer>,
   batchBytes: number,
+  options: { offload?: boolean } = {},
 ): Promise<number> {
+  if (options.offload) return writeOffloaded(handle, data);
   let batch: Buffer[] = [];
   let size = 0;
   let written = 0;
@@ -142,6 +153,20 @@ export async function writeBatched(
   }
   await pending;
   return written;
+}
+
+async function writeOffloaded(handle: FileHandle, data: AsyncIterable<Buffer>): Promise<number> {
+  const writer = await offloadedFileWriter(handle.fd);
+  try {
+    for await (const chunk of data) {
+      const wait = writer.update(chunk);
+      if (wait !== undefined) await wait;
+    }
+  } catch (error) {
+    await writer.end().catch(() => {}); // The caller closes the handle next: no write may still run.
+    throw error;
+  }
+  return writer.end();
 }
 
 /**

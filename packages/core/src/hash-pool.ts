@@ -174,27 +174,46 @@ export async function digestFileInWorker(
 }
 
 /**
- * The stream hashing worker's code. Each message is one batch of one stream's bytes, in an
- * ArrayBuffer transferred (not copied) both ways: the worker hashes it and sends it back for reuse.
+ * The stream worker's code. Each message is one batch of one stream's bytes, in an ArrayBuffer
+ * transferred (not copied) both ways: the worker hashes it, or writes it to the stream's file
+ * descriptor, and sends it back for reuse. Every `data` and `end` message gets exactly one answer.
+ * Writes go in calls of at most 32 KiB, as Go's io.Copy makes them: the kernel sizes page-cache
+ * folios by the length of the write, and large folios come from the page allocator's large free
+ * blocks, which in a virtual machine that hands free memory back to its host fault page by page on
+ * the host (docs/copy.md, "Writing large blobs").
  */
 const streamWorkerSource = `
 const { parentPort } = process.getBuiltinModule('node:worker_threads');
 const crypto = process.getBuiltinModule('node:crypto');
-const hashes = new Map();
+const fs = process.getBuiltinModule('node:fs');
+const jobs = new Map();
+function writeAll(fd, bytes) {
+  for (let at = 0; at < bytes.length; ) at += fs.writeSync(fd, bytes, at, Math.min(32768, bytes.length - at));
+}
 parentPort.on('message', (m) => {
+  const job = jobs.get(m.id);
   try {
-    if (m.op === 'start') hashes.set(m.id, crypto.createHash(m.algorithm));
-    else if (m.op === 'drop') hashes.delete(m.id);
+    if (m.op === 'start') {
+      jobs.set(m.id, { hash: m.algorithm ? crypto.createHash(m.algorithm) : undefined, fd: m.fd, written: 0 });
+    } else if (m.op === 'drop') jobs.delete(m.id);
     else if (m.op === 'data') {
-      hashes.get(m.id)?.update(new Uint8Array(m.buffer, 0, m.length));
+      if (job) {
+        const bytes = new Uint8Array(m.buffer, 0, m.length);
+        job.hash?.update(bytes);
+        if (job.fd !== undefined) {
+          writeAll(job.fd, bytes);
+          job.written += bytes.length;
+        }
+      }
       parentPort.postMessage({ id: m.id, op: 'done', buffer: m.buffer }, [m.buffer]);
     } else if (m.op === 'end') {
-      const hash = hashes.get(m.id);
-      hashes.delete(m.id);
-      parentPort.postMessage({ id: m.id, op: 'digest', hex: hash ? hash.digest('hex') : '' });
+      jobs.delete(m.id);
+      parentPort.postMessage({ id: m.id, op: 'digest', hex: job?.hash ? job.hash.digest('hex') : '', written: job?.written ?? 0 });
     }
   } catch (error) {
-    parentPort.postMessage({ id: m.id, op: 'error', message: String(error && error.message) });
+    jobs.delete(m.id);
+    const buffer = m.op === 'data' ? m.buffer : undefined;
+    parentPort.postMessage({ id: m.id, op: 'error', message: String(error && error.message), buffer }, buffer ? [buffer] : []);
   }
 });
 `;
@@ -218,14 +237,14 @@ export interface IncrementalHash {
 
 interface StreamJob {
   onDone(): void;
-  onDigest(hex: string): void;
+  onEnd(result: { hex: string; written: number }): void;
   onError(error: Error): void;
 }
 
 /**
- * One worker thread hashing the batches of every offloaded stream of the process, in turn. It keeps
- * the process alive only while an answer is awaited (a batch or a digest): a stream abandoned
- * without being disposed never holds the process open.
+ * One worker thread hashing (or writing to a file) the batches of every offloaded stream of the
+ * process, in turn. It keeps the process alive only while an answer is awaited (a batch or an end):
+ * a stream abandoned without being disposed never holds the process open.
  */
 class StreamHashWorker {
   private readonly worker: Worker;
@@ -239,18 +258,25 @@ class StreamHashWorker {
     this.worker.unref();
     this.worker.on(
       'message',
-      (m: { id: number; op: string; buffer?: ArrayBuffer; hex?: string; message?: string }) => {
+      (m: {
+        id: number;
+        op: string;
+        buffer?: ArrayBuffer;
+        hex?: string;
+        written?: number;
+        message?: string;
+      }) => {
         const job = this.jobs.get(m.id);
         this.answered();
-        if (m.op === 'done' && m.buffer) {
-          if (this.spare.length < spareBatches) this.spare.push(m.buffer);
+        if (m.buffer && this.spare.length < spareBatches) this.spare.push(m.buffer);
+        if (m.op === 'done') {
           job?.onDone();
         } else if (m.op === 'digest') {
           this.jobs.delete(m.id);
-          job?.onDigest(m.hex ?? '');
+          job?.onEnd({ hex: m.hex ?? '', written: m.written ?? 0 });
         } else if (m.op === 'error') {
           this.jobs.delete(m.id);
-          job?.onError(new Error(`hashing worker: ${m.message}`));
+          job?.onError(new Error(`stream worker: ${m.message}`));
         }
       },
     );
@@ -269,10 +295,10 @@ class StreamHashWorker {
     return this.spare.pop() ?? new ArrayBuffer(batchBytes);
   }
 
-  start(algorithm: DigestAlgorithm, job: StreamJob): number {
+  start(task: StreamTask, job: StreamJob): number {
     const id = this.nextId++;
     this.jobs.set(id, job);
-    this.worker.postMessage({ id, op: 'start', algorithm });
+    this.worker.postMessage({ id, op: 'start', algorithm: task.algorithm, fd: task.fd });
     return id;
   }
 
@@ -303,29 +329,40 @@ class StreamHashWorker {
 let streamWorker: StreamHashWorker | undefined;
 let workerClass: Promise<typeof Worker> | undefined;
 
-/** A hash computed in batches: the bytes are copied (one memcpy) into batches that the worker hashes. */
-class OffloadedHash implements IncrementalHash {
+/** What the worker does with one stream's bytes: hash them, write them to a file descriptor, or both. */
+interface StreamTask {
+  algorithm?: DigestAlgorithm | undefined;
+  fd?: number | undefined;
+}
+
+/**
+ * A stream handled in batches: the bytes are copied (one memcpy) into batches that the worker
+ * hashes or writes, at most {@link batchesInFlight} of them in flight.
+ */
+class OffloadedStream {
   private readonly id: number;
   private current: Uint8Array;
   private filled = 0;
   private inFlight = 0;
   private waiting: { resolve(): void; reject(error: Error): void } | undefined;
-  private result: { resolve(hex: string): void; reject(error: Error): void } | undefined;
+  private result:
+    | { resolve(r: { hex: string; written: number }): void; reject(error: Error): void }
+    | undefined;
   private failure: Error | undefined;
 
   constructor(
     private readonly worker: StreamHashWorker,
-    algorithm: DigestAlgorithm,
+    task: StreamTask,
   ) {
     this.current = new Uint8Array(worker.batch());
-    this.id = worker.start(algorithm, {
+    this.id = worker.start(task, {
       onDone: () => {
         this.inFlight--;
         const waiting = this.waiting;
         this.waiting = undefined;
         waiting?.resolve();
       },
-      onDigest: (hex) => this.result?.resolve(hex),
+      onEnd: (r) => this.result?.resolve(r),
       onError: (error) => {
         this.failure = error;
         this.waiting?.reject(error);
@@ -350,7 +387,11 @@ class OffloadedHash implements IncrementalHash {
     });
   }
 
-  digest(): Promise<string> {
+  /**
+   * Sends what is left and ends the stream: resolves once the worker has handled every batch sent
+   * (with the hex digest when hashing, and the bytes written when writing).
+   */
+  end(): Promise<{ hex: string; written: number }> {
     if (this.failure) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => {
       this.result = { resolve, reject };
@@ -383,8 +424,42 @@ export const offloadedHashThreshold = 16 << 20;
  * core is free: see {@link offloadedHashThreshold}.
  */
 export async function offloadedHash(algorithm: DigestAlgorithm): Promise<IncrementalHash> {
+  const stream = new OffloadedStream(await sharedStreamWorker(), { algorithm });
+  return {
+    update: (chunk) => stream.update(chunk),
+    digest: async () => (await stream.end()).hex,
+    dispose: () => stream.dispose(),
+  };
+}
+
+/** Bytes written to a file on a worker thread; see {@link offloadedFileWriter}. */
+export interface OffloadedFileWriter {
+  /** Adds bytes (copied before it returns); a promise when the caller must wait before the next. */
+  update(chunk: Uint8Array): Promise<void> | undefined;
+  /**
+   * Writes what is left; resolves with the bytes written once every write is done (the descriptor
+   * may then be closed), rejects with the first write error.
+   */
+  end(): Promise<number>;
+}
+
+/**
+ * Writes a stream to the open file descriptor `fd` (at its current offset, in order) on the stream
+ * worker thread, in system calls of at most 32 KiB (see streamWorkerSource). The caller must not
+ * touch `fd` until {@link OffloadedFileWriter.end} has settled, even after a failure: until then a
+ * write may still be running.
+ */
+export async function offloadedFileWriter(fd: number): Promise<OffloadedFileWriter> {
+  const stream = new OffloadedStream(await sharedStreamWorker(), { fd });
+  return {
+    update: (chunk) => stream.update(chunk),
+    end: async () => (await stream.end()).written,
+  };
+}
+
+async function sharedStreamWorker(): Promise<StreamHashWorker> {
   workerClass ??= import('node:worker_threads').then((m) => m.Worker);
   const WorkerClass = await workerClass;
   streamWorker ??= new StreamHashWorker(WorkerClass);
-  return new OffloadedHash(streamWorker, algorithm);
+  return streamWorker;
 }

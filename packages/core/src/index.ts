@@ -60,6 +60,8 @@ export {
 } from './errors.js';
 export {
   type IncrementalHash,
+  type OffloadedFileWriter,
+  offloadedFileWriter,
   offloadedHash,
   offloadedHashThreshold,
   workerHashThreshold,
