@@ -127,6 +127,30 @@ describe('blob files', () => {
     expect((await readFile(target)).equals(bytes)).toBe(true);
   });
 
+  it('aborts a large offloaded write: no temp file is left, and nothing is written after it settles', async () => {
+    const controller = new AbortController();
+    async function* endless() {
+      for (let i = 0; ; i++) {
+        if (i === 40) controller.abort();
+        yield randomBytes(256 << 10);
+      }
+    }
+    const target = join(dir, 'aborted-offloaded');
+    await expect(
+      writeBlobFile(Readable.from(endless()), target, { size: 64 << 20 }, { signal: controller.signal }),
+    ).rejects.toThrow(/abort/i);
+    // A file opened now likely gets the descriptor number the temp file had.
+    const other = join(dir, 'opened-after-abort');
+    const handle = await open(other, 'w');
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect((await stat(other)).size).toBe(0);
+    } finally {
+      await handle.close();
+    }
+    expect((await readdir(dir)).filter((name) => name.startsWith('aborted-offloaded'))).toEqual([]);
+  });
+
   it('fails an offloaded write with the error of the write', async () => {
     const target = join(dir, 'read-only');
     await writeFile(target, '');

@@ -87,8 +87,15 @@ export async function writeBlobFile(
   let written = 0;
   // A large blob is written by the stream worker thread (see writeBatched).
   const offload = (info.size ?? -1) >= offloadedHashThreshold;
-  const write = async (source: AsyncIterable<Buffer>) => {
-    written = await writeBatched(handle, source, writeBatch, { offload });
+  // pipeline settles as soon as a stream fails or the signal fires, maybe before this last stage
+  // has stopped: the handle is closed only once it has, so that no write (on the worker thread
+  // above all, which FileHandle.close does not wait for) reaches a closed or reused descriptor.
+  let writing: Promise<void> | undefined;
+  const write = (source: AsyncIterable<Buffer>) => {
+    writing = (async () => {
+      written = await writeBatched(handle, source, writeBatch, { offload });
+    })();
+    return writing;
   };
   try {
     if (digester) await pipeline(stream, digester, write, { signal: options.signal });
@@ -96,6 +103,7 @@ export async function writeBlobFile(
     await handle.close();
     await rename(tmp, path);
   } catch (error) {
+    await writing?.catch(() => {});
     await handle.close().catch(() => {});
     await rm(tmp, { force: true });
     throw error;
