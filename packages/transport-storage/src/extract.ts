@@ -21,7 +21,6 @@ import {
   DigestingStream,
   ImgError,
   NotSupportedError,
-  offloadedHashThreshold,
   verifiedDigestOf,
   writeBatched,
 } from '@img/core';
@@ -204,8 +203,6 @@ interface Entry {
   /** The name as in the archive (raw bytes as a latin1 string). */
   name: string;
   linkname: string;
-  /** The size of the contents the header states. */
-  size: number;
   mode: number;
   uid: number;
   gid: number;
@@ -368,11 +365,7 @@ class Applier {
       case '7': {
         const handle = await open(this.p(path), 'wx', 0o600);
         try {
-          // A large file is written by core's stream worker thread, in small system calls.
-          if (data)
-            await writeBatched(handle, data, writeBatchBytes, {
-              offload: entry.size >= offloadedHashThreshold,
-            });
+          if (data) await writeBatched(handle, data, writeBatchBytes);
         } finally {
           await handle.close();
         }
@@ -580,7 +573,6 @@ export async function applyLayer(input: Readable, options: ApplyLayerOptions): P
         type,
         name: latin1(name),
         linkname: latin1(linkname),
-        size,
         mode: parseNumeric(block.subarray(100, 108)),
         uid: num('uid', block.subarray(108, 116)),
         gid: num('gid', block.subarray(116, 124)),
