@@ -10,9 +10,9 @@ const fast = await import('../dist/fast/main.js');
 const args = fast.hoistGlobalFlags(fast.normalizeBooleanValues(process.argv.slice(2)));
 process.argv.splice(2, Infinity, ...args);
 if (!(await fast.runFastPath(args))) {
-  // V8's --liftoff-only, before any command imports undici (builtin-transports.ts says why); the fast
-  // path sets it only when it loads a transport that uses undici.
-  process.getBuiltinModule('node:v8').setFlagsFromString('--liftoff-only');
+  // Before any command imports undici (builtin-transports.ts says why); the fast path sets it only
+  // when it loads a transport that uses undici.
+  fast.useLiftoffOnly();
   const { execute } = await import('@oclif/core');
   await execute({ args, dir: import.meta.url });
 }

@@ -60,11 +60,17 @@ export function lazyProcessStream(name: 'stdout' | 'stderr'): ProgressStream {
  * Whether file descriptor 2 is not a terminal, known without creating process.stderr: a pipe, a
  * file or a socket (what CI and scripts give) is not a character device. Creating process.stderr
  * for a pipe loads Node's net module, ~3 ms of a command that takes ~0.2 s. Always false on Windows.
+ * Asked once per process.
  */
 function stderrIsNotTerminal(): boolean {
-  if (process.platform === 'win32') return false;
+  notTerminal ??= process.platform !== 'win32' && isNotCharacterDevice(2);
+  return notTerminal;
+}
+let notTerminal: boolean | undefined;
+
+function isNotCharacterDevice(fd: number): boolean {
   try {
-    return !fstatSync(2).isCharacterDevice();
+    return !fstatSync(fd).isCharacterDevice();
   } catch {
     return false;
   }

@@ -208,7 +208,7 @@ parentPort.on('message', (m) => {
       parentPort.postMessage({ id: m.id, op: 'done', buffer: m.buffer }, [m.buffer]);
     } else if (m.op === 'end') {
       jobs.delete(m.id);
-      parentPort.postMessage({ id: m.id, op: 'digest', hex: job?.hash ? job.hash.digest('hex') : '', written: job?.written ?? 0 });
+      parentPort.postMessage({ id: m.id, op: 'ended', hex: job?.hash ? job.hash.digest('hex') : '', written: job?.written ?? 0 });
     }
   } catch (error) {
     jobs.delete(m.id);
@@ -250,7 +250,7 @@ interface StreamJob {
  * process, in turn. It keeps the process alive only while an answer is awaited (a batch or an end):
  * a stream abandoned without being disposed never holds the process open.
  */
-class StreamHashWorker {
+class StreamWorker {
   private readonly worker: Worker;
   private readonly jobs = new Map<number, StreamJob>();
   private readonly spare: ArrayBuffer[] = [];
@@ -275,7 +275,7 @@ class StreamHashWorker {
         if (m.buffer && this.spare.length < spareBatches) this.spare.push(m.buffer);
         if (m.op === 'done') {
           job?.onDone();
-        } else if (m.op === 'digest') {
+        } else if (m.op === 'ended') {
           this.jobs.delete(m.id);
           job?.onEnd({ hex: m.hex ?? '', written: m.written ?? 0 });
         } else if (m.op === 'error') {
@@ -330,7 +330,7 @@ class StreamHashWorker {
   }
 }
 
-let streamWorker: StreamHashWorker | undefined;
+let streamWorker: StreamWorker | undefined;
 let workerClass: Promise<typeof Worker> | undefined;
 
 /** What the worker does with one stream's bytes: hash them, write them to a file descriptor, or both. */
@@ -355,7 +355,7 @@ class OffloadedStream {
   private failure: Error | undefined;
 
   constructor(
-    private readonly worker: StreamHashWorker,
+    private readonly worker: StreamWorker,
     task: StreamTask,
   ) {
     this.current = new Uint8Array(worker.batch());
@@ -461,9 +461,9 @@ export async function offloadedFileWriter(fd: number): Promise<OffloadedFileWrit
   };
 }
 
-async function sharedStreamWorker(): Promise<StreamHashWorker> {
+async function sharedStreamWorker(): Promise<StreamWorker> {
   workerClass ??= import('node:worker_threads').then((m) => m.Worker);
   const WorkerClass = await workerClass;
-  streamWorker ??= new StreamHashWorker(WorkerClass);
+  streamWorker ??= new StreamWorker(WorkerClass);
   return streamWorker;
 }

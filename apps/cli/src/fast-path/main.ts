@@ -1,5 +1,5 @@
 import { hoistGlobalFlags, normalizeBooleanValues } from '../argv.js';
-import { builtinTransportOf, builtinTransportPackage } from '../builtin-transports.js';
+import { builtinTransportOf, builtinTransportPackage, useLiftoffOnly } from '../builtin-transports.js';
 import { builtManifest } from './built-manifest.js';
 import { fastCommands } from './commands.js';
 import {
@@ -16,7 +16,7 @@ import type { FastPathManifest } from './spec.js';
 // without loading oclif (~0.2 s of start-up); the work itself is in chunks loaded after the decision.
 // Nothing here or in what it imports may import @oclif/core (fast-path/bundle.test.ts checks it).
 
-export { builtManifest, hoistGlobalFlags, normalizeBooleanValues };
+export { builtManifest, hoistGlobalFlags, normalizeBooleanValues, useLiftoffOnly };
 
 /** A command line the fast path takes: what it parsed, and how to run it. */
 export interface FastPathPlan {
