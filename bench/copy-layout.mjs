@@ -21,8 +21,6 @@ const { values } = parseArgs({
 const sizeMiB = Number(values['size-mib']);
 const layerCount = Number(values.layers);
 const runs = Number(values.runs);
-const root = new URL('..', import.meta.url).pathname;
-const imgBin = join(root, 'apps/cli/bin/run.js');
 const work = values.work ?? (await mkdtemp(join(tmpdir(), 'img-bench-')));
 
 const src = join(work, 'src');
@@ -45,7 +43,7 @@ const rows = [];
 const tools = hasSkopeo ? ['img', 'skopeo'] : ['img'];
 for (const tool of runs > 0 ? tools : []) {
   for (const [name, prepare, args] of scenarios) {
-    rows.push(await scenario({ name, tool, runs, imgBin, prepare, args: ['--insecure-policy', ...args] }));
+    rows.push(await scenario({ name, tool, runs, prepare, args: ['--insecure-policy', ...args] }));
   }
 }
 await clean();

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCountingProxy, startDockerd } from '../packages/testing/dist/index.js';
-import { hasSkopeo, makeImage, median, timed } from './lib.mjs';
+import { hasSkopeo, imgBin, makeImage, median, timed } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -15,8 +15,6 @@ const { values } = parseArgs({
 const sizeMiB = Number(values['size-mib']);
 const layerCount = Number(values.layers);
 const runs = Number(values.runs);
-const root = new URL('..', import.meta.url).pathname;
-const imgBin = join(root, 'apps/cli/bin/run.js');
 const work = await mkdtemp(join(tmpdir(), 'img-bench-daemon-'));
 const src = join(work, 'src');
 console.error(`bench: building a ${sizeMiB} MiB image in ${layerCount} layers; starting dockerd`);
@@ -40,9 +38,7 @@ async function sample(tool, prepare) {
     `oci:${src}:bench`,
     `docker-daemon:${name}`,
   ];
-  const timing = await (tool === 'img'
-    ? timed(process.execPath, [imgBin, ...args])
-    : timed('/usr/bin/skopeo', args));
+  const timing = await (tool === 'img' ? timed(imgBin, args) : timed('/usr/bin/skopeo', args));
   return {
     ...timing,
     requests: proxy.requests.length,

@@ -5,13 +5,21 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 
 export const hasSkopeo = existsSync('/usr/bin/skopeo');
 export const hasTime = existsSync('/usr/bin/time');
+
+/**
+ * `img` as users start it: the launcher apps/cli/bin/img, which starts the Node first on PATH; this
+ * script's Node is put first, for the scripts and the programs they start alike.
+ */
+export const imgBin = fileURLToPath(new URL('../apps/cli/bin/img', import.meta.url));
+process.env.PATH = `${dirname(process.execPath)}:${process.env.PATH ?? ''}`;
 
 function digestOf(bytes) {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
@@ -155,19 +163,15 @@ export function median(xs) {
 }
 
 /**
- * Times `runs` runs of one copy with img (`imgBin`, run by this Node) or skopeo, `prepare()` before
+ * Times `runs` runs of one copy with img ({@link imgBin}) or skopeo, `prepare()` before
  * each; returns the median wall time (and user and system CPU time) and the highest peak RSS.
  */
-export async function scenario({ name, tool, runs, imgBin, prepare, args }) {
+export async function scenario({ name, tool, runs, prepare, args }) {
   const samples = [];
   for (let i = 0; i < runs; i++) {
     await prepare();
     execFileSync('sync');
-    samples.push(
-      tool === 'img'
-        ? await timed(process.execPath, [imgBin, ...args])
-        : await timed('/usr/bin/skopeo', args),
-    );
+    samples.push(tool === 'img' ? await timed(imgBin, args) : await timed('/usr/bin/skopeo', args));
   }
   return {
     name,

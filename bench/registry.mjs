@@ -14,7 +14,7 @@ import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { hasSkopeo, makeImage, median, timed } from './lib.mjs';
+import { hasSkopeo, imgBin, makeImage, median, timed } from './lib.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 // The servers come from the test helpers' build (packages/testing/dist), as the tests use them.
@@ -35,7 +35,6 @@ const layerCount = Number(values.layers);
 const runs = Number(values.runs);
 const tools = values.tools.split(',');
 const only = new Set(values.only.split(','));
-const imgBin = join(root, 'apps/cli/bin/run.js');
 const work = values.work ?? (await mkdtemp(join(tmpdir(), 'img-bench-registry-')));
 
 await rm(work, { recursive: true, force: true });
@@ -80,7 +79,7 @@ async function freshEnv() {
 }
 
 const toolArgs = {
-  img: (args) => [process.execPath, [imgBin, '--insecure-policy', ...args]],
+  img: (args) => [imgBin, ['--insecure-policy', ...args]],
   skopeo: (args) => ['/usr/bin/skopeo', ['--insecure-policy', ...args]],
 };
 

@@ -23,8 +23,6 @@ const { values } = parseArgs({
 const sizeMiB = Number(values['size-mib']);
 const layerCount = Number(values.layers);
 const runs = Number(values.runs);
-const root = new URL('..', import.meta.url).pathname;
-const imgBin = join(root, 'apps/cli/bin/run.js');
 const work = values.work ?? (await mkdtemp(join(tmpdir(), 'img-bench-storage-')));
 
 const src = join(work, 'src');
@@ -54,7 +52,6 @@ for (const [name, prepare, args] of runs > 0 ? scenarios : []) {
         name,
         tool,
         runs: 1,
-        imgBin,
         prepare,
         args: ['--insecure-policy', ...args],
       });
@@ -92,7 +89,6 @@ if (runs > 0)
       name: 'CLI start-up (--version)',
       tool: 'img',
       runs,
-      imgBin,
       prepare: noop,
       args: ['--version'],
     }),

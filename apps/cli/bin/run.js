@@ -1,4 +1,13 @@
 #!/usr/bin/env node
+// bin/img kept NODE_EXTRA_CA_CERTS from Node's start-up: @img/transport-docker reads the file at the
+// first TLS connection (registry/extra-ca.ts); the programs img runs get the variable as it was.
+const deferredCa = process.env.IMG_DEFERRED_NODE_EXTRA_CA_CERTS;
+if (deferredCa !== undefined) {
+  delete process.env.IMG_DEFERRED_NODE_EXTRA_CA_CERTS;
+  process.env.NODE_EXTRA_CA_CERTS = deferredCa;
+  globalThis[Symbol.for('img.deferredExtraCaCerts')] = deferredCa;
+}
+
 // The fast path (src/fast-path/, bundled into dist/fast/): loading oclif costs more than a copy of
 // an image the destination already holds, so the commands it knows run without it whenever it is
 // certain to do what oclif would. It imports no transport before it decides.

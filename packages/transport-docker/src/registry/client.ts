@@ -18,6 +18,7 @@ import {
   tokenCacheKey,
 } from './auth.js';
 import { errorBodyLimit, errorForFailure, parseErrorBody, readCapped, redactUrl } from './errors.js';
+import { extraCaFor } from './extra-ca.js';
 
 /** An HTTP response whose body the caller MUST consume or dump. */
 export type Response = Dispatcher.ResponseData & { url: URL };
@@ -49,8 +50,11 @@ const agents = new Map<string, Agent>();
 
 /** One undici Agent per TLS configuration, shared by every client of the process. */
 export function agentFor(tls: Pick<HostTls, 'verify' | 'ca' | 'cert' | 'key'>): Agent {
+  // NODE_EXTRA_CA_CERTS's certificates when Node has not loaded them or a `ca` list replaces its store.
+  const extra = extraCaFor(tls.ca);
   const key = JSON.stringify([
     tls.verify,
+    extra.length,
     tls.ca.map((c) => c.toString('base64')),
     tls.cert?.toString('base64') ?? '',
     tls.key?.toString('base64') ?? '',
@@ -60,7 +64,9 @@ export function agentFor(tls: Pick<HostTls, 'verify' | 'ca' | 'cert' | 'key'>): 
     agent = new Agent({
       connect: {
         rejectUnauthorized: tls.verify,
-        ...(tls.ca.length > 0 ? { ca: [...rootCertificates, ...tls.ca.map((c) => c.toString())] } : {}),
+        ...(tls.ca.length > 0 || extra.length > 0
+          ? { ca: [...rootCertificates, ...extra, ...tls.ca.map((c) => c.toString())] }
+          : {}),
         ...(tls.cert ? { cert: tls.cert } : {}),
         ...(tls.key ? { key: tls.key } : {}),
         timeout: 30_000,
