@@ -135,11 +135,11 @@ export async function makeImage(layout, { sizeMiB, layerCount, tag = 'bench', co
 /**
  * Runs a command to completion without blocking the event loop (a bench may serve the proxy the
  * command talks to); resolves with its wall time in s and, with GNU time, its peak RSS in MiB and
- * its user and system CPU time in s (on a shared 2-core machine the CPU a tool spends is often
- * what its wall time follows).
+ * its user and system CPU time in s and its minor page faults (on a shared 2-core machine the CPU a
+ * tool spends is often what its wall time follows; in this VM a page fault costs ~18 µs).
  */
 export async function timed(cmd, args, options = {}) {
-  const argv = hasTime ? ['-f', '%e %M %U %S', cmd, ...args] : args;
+  const argv = hasTime ? ['-f', '%e %M %U %S %R', cmd, ...args] : args;
   const start = process.hrtime.bigint();
   const child = spawn(hasTime ? '/usr/bin/time' : cmd, argv, {
     ...options,
@@ -153,8 +153,14 @@ export async function timed(cmd, args, options = {}) {
   const wall = Number(process.hrtime.bigint() - start) / 1e9;
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${stderr}`);
   const last = stderr.trim().split('\n').at(-1) ?? '';
-  const [, rssKiB, user, sys] = hasTime ? last.split(' ').map(Number) : [];
-  return { wall, rssMiB: (rssKiB ?? Number.NaN) / 1024, user: user ?? Number.NaN, sys: sys ?? Number.NaN };
+  const [, rssKiB, user, sys, faults] = hasTime ? last.split(' ').map(Number) : [];
+  return {
+    wall,
+    rssMiB: (rssKiB ?? Number.NaN) / 1024,
+    user: user ?? Number.NaN,
+    sys: sys ?? Number.NaN,
+    faults: faults ?? Number.NaN,
+  };
 }
 
 export function median(xs) {
@@ -180,5 +186,6 @@ export async function scenario({ name, tool, runs, prepare, args }) {
     rssMiB: Math.max(...samples.map((s) => s.rssMiB)),
     user: median(samples.map((s) => s.user)),
     sys: median(samples.map((s) => s.sys)),
+    faults: median(samples.map((s) => s.faults)),
   };
 }

@@ -95,7 +95,7 @@ async function sample(tool, setup, counted) {
   const [cmd, argv] = toolArgs[tool](['copy', '--retry-times', '0', ...args]);
   const timing = await timed(cmd, argv, { env: await freshEnv() });
   console.error(
-    `${tool}${counted ? ' via proxy' : ''}: ${timing.wall.toFixed(2)} s (CPU: user ${timing.user.toFixed(2)} s, system ${timing.sys.toFixed(2)} s)`,
+    `${tool}${counted ? ' via proxy' : ''}: ${timing.wall.toFixed(2)} s (CPU: user ${timing.user.toFixed(2)} s, system ${timing.sys.toFixed(2)} s; ${timing.faults} page faults)`,
   );
   if (!counted) return timing;
   await proxy.settled();

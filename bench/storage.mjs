@@ -57,7 +57,7 @@ for (const [name, prepare, args] of runs > 0 ? scenarios : []) {
       });
       samples.get(tool).push(one);
       console.error(
-        `${name}, ${tool}: ${one.wall.toFixed(3)} s (CPU: user ${one.user.toFixed(2)} s, system ${one.sys.toFixed(2)} s)`,
+        `${name}, ${tool}: ${one.wall.toFixed(3)} s (CPU: user ${one.user.toFixed(2)} s, system ${one.sys.toFixed(2)} s; ${one.faults} page faults)`,
       );
     }
   }

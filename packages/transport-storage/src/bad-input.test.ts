@@ -1,4 +1,4 @@
-import { lstat, readFile } from 'node:fs/promises';
+import { lstat, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   copyImage,
@@ -106,5 +106,23 @@ describe('bad layers', () => {
     // The first layer is complete and reusable; the failed one left nothing.
     expect(await layerCount()).toBe(before + 1);
     expect(await store.podman('images', '--format', '{{.Repository}}')).not.toContain('corrupt');
+  });
+
+  it("fails with cp's own line when the parent layer's directory cannot be copied, and keeps no layer for it", async () => {
+    const base = tar([{ name: 'base.txt', body: 'base' }]);
+    const one = imageFromTars([base]);
+    await copyImage(store.ref('localhost/base:v1'), memory.add('base', one as never), { policy });
+    const baseDir = join(store.graphRoot, 'vfs', 'dir', one.layers[0]!.diffID.slice(7));
+    await rm(baseDir, { recursive: true });
+    const before = await layerCount();
+    const two = imageFromTars([base, tar([{ name: 'top.txt', body: 'top' }])]);
+    const error = await copyImage(store.ref('localhost/top:v1'), memory.add('top', two as never), {
+      policy,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ImgError);
+    expect((error as Error).message).toBe(
+      `copying the parent layer failed: cp: cannot stat '${baseDir}': No such file or directory`,
+    );
+    expect(await layerCount()).toBe(before);
   });
 });

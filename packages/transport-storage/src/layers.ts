@@ -11,11 +11,13 @@ import {
   symlink,
   writeFile,
 } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Digest, digestHex, ImgError } from '@img/core';
 import { type AppliedLayer, applyLayer } from './extract.js';
 import type { HeldLock } from './lock.js';
+import { spawnWait } from './native.js';
 import type { LayerRecord, Store } from './store.js';
 
 /** containers/storage's overlay driver refuses deeper chains (1.43's maxDepth). */
@@ -36,31 +38,31 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Copies a directory tree as `cp -a` does: contents (reflinked where possible), owners, modes, times, devices, hard links, xattrs. */
+/**
+ * Copies a directory tree as `cp -a` does: contents (reflinked where possible), owners, modes,
+ * times, devices, hard links, xattrs. Run with posix_spawn, not child_process: native.ts says why.
+ */
 async function copyTree(from: string, to: string, signal?: AbortSignal): Promise<void> {
-  // Imported when used: a copy that writes no layer (the image is already there) never needs it.
-  const { spawn } = await import('node:child_process');
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('cp', ['-a', '--reflink=auto', '--', from, to], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      ...(signal ? { signal } : {}),
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d: string) => {
-      if (stderr.length < 4096) stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code === 0) resolve();
-      else
-        reject(
-          new ImgError(
-            `copying the parent layer failed: ${stderr.trim().split('\n')[0] ?? `cp exited ${code}`}`,
-          ),
-        );
-    });
-  });
+  signal?.throwIfAborted();
+  const stderrPath = join(tmpdir(), `img-cp-${randomBytes(8).toString('hex')}.err`);
+  try {
+    const { code, signal: killedBy } = await spawnWait(
+      'cp',
+      ['-a', '--reflink=auto', '--', from, to],
+      stderrPath,
+      signal,
+    );
+    signal?.throwIfAborted();
+    if (code !== 0) {
+      const stderr = await readFile(stderrPath, 'utf8').catch(() => '');
+      const first = stderr.trim().split('\n')[0];
+      throw new ImgError(
+        `copying the parent layer failed: ${first || (killedBy === null ? `cp exited ${code}` : `cp was killed by signal ${killedBy}`)}`,
+      );
+    }
+  } finally {
+    await rm(stderrPath, { force: true });
+  }
 }
 
 // 26 characters of base32 (A-Z, 2-7), as the overlay driver names its l/ links.
