@@ -1,6 +1,7 @@
 // NODE_EXTRA_CA_CERTS through the launcher users start (apps/cli/bin/img), which keeps it from
 // Node's start-up: a registry whose CA only that file names is trusted all the same, on the fast
-// path (copy) and through oclif (inspect), and the programs img runs see the variable as it was.
+// path (copy) and through oclif (inspect), and the programs img runs see the variable as it was
+// (and none of the launcher's own settings).
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_REGISTRY_USER, type RegistryServer, startRegistry } from '@img/testing';
@@ -39,7 +40,7 @@ describe('NODE_EXTRA_CA_CERTS through bin/img', () => {
     const helper = join(bin, 'docker-credential-envprobe');
     await writeFile(
       helper,
-      `#!/bin/sh\nprintf '%s|%s\\n' "\${NODE_EXTRA_CA_CERTS-unset}" "\${IMG_DEFERRED_NODE_EXTRA_CA_CERTS-unset}" >> ${box.path('helper.log')}\n` +
+      `#!/bin/sh\nprintf '%s|%s|%s\\n' "\${NODE_EXTRA_CA_CERTS-unset}" "\${IMG_DEFERRED_NODE_EXTRA_CA_CERTS-unset}" "\${GLIBC_TUNABLES-unset}" >> ${box.path('helper.log')}\n` +
         `cat >/dev/null\nprintf '{"ServerURL":"%s","Username":"${username}","Secret":"${password}"}' "${registry.host}"\n`,
     );
     await chmod(helper, 0o755);
@@ -90,7 +91,8 @@ describe('NODE_EXTRA_CA_CERTS through bin/img', () => {
 
     const seen = (await readFile(box.path('helper.log'), 'utf8')).trim().split('\n');
     expect(seen.length).toBeGreaterThanOrEqual(2);
-    expect(new Set(seen)).toEqual(new Set([`${ca}|unset`]));
+    // As the user set it; and neither the launcher's hand-over nor its malloc settings.
+    expect(new Set(seen)).toEqual(new Set([`${ca}|unset|unset`]));
   });
 
   it('without it, the registry is not trusted: one line, exit 1', async () => {

@@ -8,6 +8,13 @@ if (deferredCa !== undefined) {
   globalThis[Symbol.for('img.deferredExtraCaCerts')] = deferredCa;
 }
 
+// bin/img's malloc settings are for this process, not for the programs it runs.
+if (
+  process.env.GLIBC_TUNABLES === 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864'
+) {
+  delete process.env.GLIBC_TUNABLES;
+}
+
 // The fast path (src/fast-path/, bundled into dist/fast/): loading oclif costs more than a copy of
 // an image the destination already holds, so the commands it knows run without it whenever it is
 // certain to do what oclif would. It imports no transport before it decides.

@@ -16,7 +16,7 @@ beforeAll(async () => {
   await mkdir(join(dir, 'bin'));
   await writeFile(
     join(dir, 'bin', 'node'),
-    `#!/bin/sh\nprintf "%s|%s|%s\\n" "\${NODE_EXTRA_CA_CERTS-unset}" "\${IMG_DEFERRED_NODE_EXTRA_CA_CERTS-unset}" "$*"\n`,
+    `#!/bin/sh\nprintf "%s|%s|%s|%s\\n" "\${NODE_EXTRA_CA_CERTS-unset}" "\${IMG_DEFERRED_NODE_EXTRA_CA_CERTS-unset}" "\${GLIBC_TUNABLES-unset}" "$*"\n`,
   );
   await chmod(join(dir, 'bin', 'node'), 0o755);
 });
@@ -27,8 +27,8 @@ async function launch(env: NodeJS.ProcessEnv, program = launcher) {
     env: { PATH: `${join(dir, 'bin')}:/usr/bin:/bin`, ...env },
   });
   expect(r.code).toBe(0);
-  const [extra, deferred, args] = r.stdout.trim().split('|');
-  return { extra, deferred, args };
+  const [extra, deferred, tunables, args] = r.stdout.trim().split('|');
+  return { extra, deferred, tunables, args };
 }
 
 describe('bin/img', () => {
@@ -36,8 +36,15 @@ describe('bin/img', () => {
     expect(await launch({ HOME: dir })).toEqual({
       extra: 'unset',
       deferred: 'unset',
+      tunables: 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864',
       args: `${runJs} copy a b --quiet`,
     });
+  });
+
+  it("keeps the user's own glibc tunables", async () => {
+    expect((await launch({ HOME: dir, GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' })).tunables).toBe(
+      'glibc.malloc.arena_max=2',
+    );
   });
 
   it('finds run.js beside its own file when started through a symlink (npm -g, pnpm)', async () => {
