@@ -10,8 +10,7 @@ if (deferredCa !== undefined) {
 
 // bin/img's malloc settings are for this process, not for the programs it runs.
 if (
-  process.env.GLIBC_TUNABLES ===
-  'glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864:glibc.malloc.hugetlb=1'
+  process.env.GLIBC_TUNABLES === 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=16777216'
 ) {
   delete process.env.GLIBC_TUNABLES;
 }

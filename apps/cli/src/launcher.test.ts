@@ -36,8 +36,7 @@ describe('bin/img', () => {
     expect(await launch({ HOME: dir })).toEqual({
       extra: 'unset',
       deferred: 'unset',
-      tunables:
-        'glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864:glibc.malloc.hugetlb=1',
+      tunables: 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=16777216',
       args: `${runJs} copy a b --quiet`,
     });
   });

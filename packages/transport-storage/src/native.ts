@@ -41,6 +41,7 @@ const EACCES = 13;
 const ENODATA = 61;
 const ENOTSUP = 95;
 const ERANGE = 34;
+const WNOHANG = 1;
 
 /** A failed libc call: `errno` and the syscall name, as Node's own fs errors carry them. */
 export class NativeError extends Error {
@@ -165,9 +166,7 @@ interface Spawner {
   destroyAttr: (attr: Buffer) => number;
   actions: (stdin: string, stdout: string, stderr: string) => Buffer;
   attr: () => Buffer;
-  waitpid: {
-    async: (pid: number, status: number[], options: number, done: (err: unknown, r: number) => void) => void;
-  };
+  waitpid: (pid: number, status: number[], options: number) => number;
 }
 
 let spawner: Spawner | undefined;
@@ -230,16 +229,15 @@ function getSpawner(): Spawner {
       check('posix_spawnattr_setflags', setFlags(a, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK));
       return a;
     },
-    waitpid: libc.func(
-      'int waitpid(int pid, _Out_ int *status, int options)',
-    ) as unknown as Spawner['waitpid'],
+    waitpid: fn('int waitpid(int pid, _Out_ int *status, int options)'),
   };
   return spawner;
 }
 
 /**
  * Runs a program (found on PATH) to its end with posix_spawn, stdin and stdout on /dev/null and
- * stderr into the file `stderrPath`, and waits for it on koffi's async thread.
+ * stderr into the file `stderrPath`, and waits for it: its end is looked for (waitpid with WNOHANG,
+ * for this pid only) at each SIGCHLD the process gets, and every 50 ms in case signals merged.
  *
  * Why not child_process: libuv forks. Every page Node has written is then write-protected until it
  * is written again, and each first write after the fork faults: ~18 µs a page in a VM here, about
@@ -278,26 +276,32 @@ export function spawnWait(
   };
   signal?.addEventListener('abort', stop, { once: true });
   return new Promise<SpawnResult>((resolve, reject) => {
-    const wait = (tries: number) => {
-      const status = [0];
-      s.waitpid.async(child, status, 0, (error, r) => {
-        if (error) {
-          signal?.removeEventListener('abort', stop);
-          reject(error);
-        } else if (r !== child) {
-          // Interrupted (EINTR): wait again; anything else is not ours to wait for.
-          if (tries < 100) wait(tries + 1);
-          else reject(new NativeError(`waitpid(${file})`, 0));
-        } else {
-          signal?.removeEventListener('abort', stop);
-          const st = status[0] as number;
-          const termSignal = st & 0x7f;
-          resolve(
-            termSignal === 0 ? { code: (st >> 8) & 0xff, signal: null } : { code: null, signal: termSignal },
-          );
-        }
-      });
+    const done = () => {
+      process.off('SIGCHLD', check);
+      clearInterval(poll);
+      signal?.removeEventListener('abort', stop);
     };
-    wait(0);
+    function check(): void {
+      const status = [0];
+      const r = s.waitpid(child, status, WNOHANG);
+      if (r === 0) return;
+      if (r !== child) {
+        const errno = koffi.errno();
+        if (errno === EINTR) return;
+        done();
+        reject(new NativeError(`waitpid(${file})`, errno));
+        return;
+      }
+      done();
+      const st = status[0] as number;
+      const termSignal = st & 0x7f;
+      resolve(
+        termSignal === 0 ? { code: (st >> 8) & 0xff, signal: null } : { code: null, signal: termSignal },
+      );
+    }
+    process.on('SIGCHLD', check);
+    const poll = setInterval(check, 50);
+    // It may have ended already.
+    check();
   });
 }
