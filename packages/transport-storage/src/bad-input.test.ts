@@ -125,4 +125,26 @@ describe('bad layers', () => {
     );
     expect(await layerCount()).toBe(before);
   });
+
+  it('says so in one line when cp is not on PATH', async () => {
+    const base = tar([{ name: 'base2.txt', body: 'base2' }]);
+    await copyImage(store.ref('localhost/base2:v1'), memory.add('base2', imageFromTars([base]) as never), {
+      policy,
+    });
+    const before = await layerCount();
+    const two = imageFromTars([base, tar([{ name: 'top2.txt', body: 'top2' }])]);
+    const path = process.env.PATH;
+    process.env.PATH = join(store.graphRoot, 'no-such-bin');
+    try {
+      const error = await copyImage(store.ref('localhost/top2:v1'), memory.add('top2', two as never), {
+        policy,
+      }).catch((e: unknown) => e);
+      expect((error as Error).message).toBe(
+        'copying the parent layer failed: cp (GNU coreutils) was not found on PATH',
+      );
+    } finally {
+      process.env.PATH = path;
+    }
+    expect(await layerCount()).toBe(before);
+  });
 });

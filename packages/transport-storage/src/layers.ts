@@ -17,11 +17,13 @@ import type { Readable } from 'node:stream';
 import { type Digest, digestHex, ImgError } from '@img/core';
 import { type AppliedLayer, applyLayer } from './extract.js';
 import type { HeldLock } from './lock.js';
-import { spawnWait } from './native.js';
+import { NativeError, spawnWait } from './native.js';
 import type { LayerRecord, Store } from './store.js';
 
 /** containers/storage's overlay driver refuses deeper chains (1.43's maxDepth). */
 const maxOverlayDepth = 128;
+/** errno of a program not found (posix_spawn's answer for a missing `cp`). */
+const ENOENT = 2;
 
 /** The ID containers/image gives a layer: the diff ID for a base layer, else sha256(parent + "+" + diffID hex). */
 export function layerIdFor(parent: string | undefined, diffDigest: Digest): string {
@@ -51,7 +53,12 @@ async function copyTree(from: string, to: string, signal?: AbortSignal): Promise
       ['-a', '--reflink=auto', '--', from, to],
       stderrPath,
       signal,
-    );
+    ).catch((error: unknown) => {
+      if (error instanceof NativeError && error.errno === ENOENT) {
+        throw new ImgError('copying the parent layer failed: cp (GNU coreutils) was not found on PATH');
+      }
+      throw error;
+    });
     signal?.throwIfAborted();
     if (code !== 0) {
       const stderr = await readFile(stderrPath, 'utf8').catch(() => '');

@@ -276,32 +276,50 @@ export function spawnWait(
   };
   signal?.addEventListener('abort', stop, { once: true });
   return new Promise<SpawnResult>((resolve, reject) => {
-    const done = () => {
-      process.off('SIGCHLD', check);
-      clearInterval(poll);
-      signal?.removeEventListener('abort', stop);
-    };
-    function check(): void {
+    const check = (): boolean => {
       const status = [0];
       const r = s.waitpid(child, status, WNOHANG);
-      if (r === 0) return;
+      if (r === 0) return false;
       if (r !== child) {
         const errno = koffi.errno();
-        if (errno === EINTR) return;
-        done();
+        if (errno === EINTR) return false;
         reject(new NativeError(`waitpid(${file})`, errno));
-        return;
+      } else {
+        const st = status[0] as number;
+        const termSignal = st & 0x7f;
+        resolve(
+          termSignal === 0 ? { code: (st >> 8) & 0xff, signal: null } : { code: null, signal: termSignal },
+        );
       }
-      done();
-      const st = status[0] as number;
-      const termSignal = st & 0x7f;
-      resolve(
-        termSignal === 0 ? { code: (st >> 8) & 0xff, signal: null } : { code: null, signal: termSignal },
-      );
-    }
-    process.on('SIGCHLD', check);
-    const poll = setInterval(check, 50);
+      signal?.removeEventListener('abort', stop);
+      return true;
+    };
     // It may have ended already.
-    check();
+    if (!check()) watchChild(child, check);
   });
+}
+
+/** Programs being waited for: their pid, and a check that says whether it has ended. */
+const waiting = new Map<number, () => boolean>();
+let watcher: NodeJS.Timeout | undefined;
+
+function checkChildren(): void {
+  for (const [pid, check] of waiting) if (check()) waiting.delete(pid);
+  if (waiting.size === 0 && watcher !== undefined) {
+    process.off('SIGCHLD', checkChildren);
+    clearInterval(watcher);
+    watcher = undefined;
+  }
+}
+
+/**
+ * Runs `check` at each SIGCHLD, and every 50 ms in case signals merged, until it says the child
+ * ended. One listener and one timer for every child waited for.
+ */
+function watchChild(pid: number, check: () => boolean): void {
+  waiting.set(pid, check);
+  if (watcher === undefined) {
+    process.on('SIGCHLD', checkChildren);
+    watcher = setInterval(checkChildren, 50);
+  }
 }

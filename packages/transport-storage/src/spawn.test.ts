@@ -60,6 +60,16 @@ describe('spawnWait', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  it('waits for many programs at once with one SIGCHLD listener, each getting its own status', async () => {
+    const before = process.listenerCount('SIGCHLD');
+    const runs = Array.from({ length: 15 }, (_, i) =>
+      spawnWait('sh', ['-c', `sleep 0.0${i % 5}; exit ${i}`], join(dir, `many-${i}.err`)),
+    );
+    expect(process.listenerCount('SIGCHLD')).toBe(before + 1);
+    expect((await Promise.all(runs)).map((r) => r.code)).toEqual(Array.from({ length: 15 }, (_, i) => i));
+    expect(process.listenerCount('SIGCHLD')).toBe(before);
+  });
+
   it('fails with ENOENT for a program not on PATH', async () => {
     const error = await spawnWait('img-no-such-program', [], join(dir, 'none.err')).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NativeError);
