@@ -48,10 +48,21 @@ export function registryEndpoint(host: string): string {
 
 const agents = new Map<string, Agent>();
 
-/** One undici Agent per TLS configuration, shared by every client of the process. */
+/**
+ * One undici Agent per TLS configuration, shared by every client of the process.
+ *
+ * Without verification (`--tls-verify=false`, an insecure registry) no CA is given at all: an empty
+ * `ca` list keeps Node from building its root store for the connection (~25 ms for the bundled
+ * roots, more with NODE_EXTRA_CA_CERTS's), which trusts nothing anyway when nothing is checked.
+ */
 export function agentFor(tls: Pick<HostTls, 'verify' | 'ca' | 'cert' | 'key'>): Agent {
   // NODE_EXTRA_CA_CERTS's certificates when Node has not loaded them or a `ca` list replaces its store.
-  const extra = extraCaFor(tls.ca);
+  const extra = tls.verify ? extraCaFor(tls.ca) : [];
+  const ca = !tls.verify
+    ? []
+    : tls.ca.length > 0 || extra.length > 0
+      ? [...rootCertificates, ...extra, ...tls.ca.map((c) => c.toString())]
+      : undefined;
   const key = JSON.stringify([
     tls.verify,
     extra.length,
@@ -64,9 +75,7 @@ export function agentFor(tls: Pick<HostTls, 'verify' | 'ca' | 'cert' | 'key'>): 
     agent = new Agent({
       connect: {
         rejectUnauthorized: tls.verify,
-        ...(tls.ca.length > 0 || extra.length > 0
-          ? { ca: [...rootCertificates, ...extra, ...tls.ca.map((c) => c.toString())] }
-          : {}),
+        ...(ca ? { ca } : {}),
         ...(tls.cert ? { cert: tls.cert } : {}),
         ...(tls.key ? { key: tls.key } : {}),
         timeout: 30_000,

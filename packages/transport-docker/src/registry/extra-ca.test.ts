@@ -86,6 +86,14 @@ describe('agentFor and NODE_EXTRA_CA_CERTS, against the registry over TLS', () =
     expect(await status({ verify: true, ca: [] })).toBe(200);
   });
 
+  it('without verification, connects over TLS and reads no CA file at all', async () => {
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => {});
+    globals[deferredExtraCaKey] = join(dir, 'never-read.pem');
+    expect(await status({ verify: false, ca: [] })).toBe(200);
+    expect(await status({ verify: false, ca: [Buffer.from('not even a certificate')] })).toBe(200);
+    expect(warn).not.toHaveBeenCalled();
+  });
+
   it("keeps NODE_EXTRA_CA_CERTS's CAs beside a host's own CA (a `ca` list replaces Node's store)", async () => {
     vi.stubEnv('NODE_EXTRA_CA_CERTS', registry.caFile);
     const unrelated = Buffer.from(rootCertificates[5] as string);
