@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { ConnectionError, type HttpFailure, RegistryError, UnauthorizedError } from '@img/core';
 import { Agent, type Dispatcher, request } from 'undici';
 import type { Credentials, DockerConfig, HostTls } from '../config/types.js';
@@ -18,7 +18,7 @@ import {
   tokenCacheKey,
 } from './auth.js';
 import { errorBodyLimit, errorForFailure, parseErrorBody, readCapped, redactUrl } from './errors.js';
-import { extraCaFor } from './extra-ca.js';
+import { extraCaCertificates, extraCaFileFor } from './extra-ca.js';
 
 /** An HTTP response whose body the caller MUST consume or dump. */
 export type Response = Dispatcher.ResponseData & { url: URL };
@@ -52,20 +52,17 @@ const agents = new Map<string, Agent>();
  * One undici Agent per TLS configuration, shared by every client of the process.
  *
  * Without verification (`--tls-verify=false`, an insecure registry) no CA is given at all: an empty
- * `ca` list keeps Node from building its root store for the connection (~25 ms for the bundled
- * roots, more with NODE_EXTRA_CA_CERTS's), which trusts nothing anyway when nothing is checked.
+ * `ca` list keeps Node from building its root store for each connection, which trusts nothing
+ * anyway when nothing is checked. With a CA list of img's own (the host's `certs.d` CA,
+ * NODE_EXTRA_CA_CERTS's certificates), the agent builds one TLS context for all its connections:
+ * given as `ca`, the list would be parsed into a new store at every connection (~50 ms each with a
+ * system bundle).
  */
 export function agentFor(tls: Pick<HostTls, 'verify' | 'ca' | 'cert' | 'key'>): Agent {
-  // NODE_EXTRA_CA_CERTS's certificates when Node has not loaded them or a `ca` list replaces its store.
-  const extra = tls.verify ? extraCaFor(tls.ca) : [];
-  const ca = !tls.verify
-    ? []
-    : tls.ca.length > 0 || extra.length > 0
-      ? [...rootCertificates, ...extra, ...tls.ca.map((c) => c.toString())]
-      : undefined;
+  const extraFile = tls.verify ? extraCaFileFor(tls.ca) : undefined;
   const key = JSON.stringify([
     tls.verify,
-    extra.length,
+    extraFile ?? '',
     tls.ca.map((c) => c.toString('base64')),
     tls.cert?.toString('base64') ?? '',
     tls.key?.toString('base64') ?? '',
@@ -73,18 +70,26 @@ export function agentFor(tls: Pick<HostTls, 'verify' | 'ca' | 'cert' | 'key'>): 
   let agent = agents.get(key);
   if (agent === undefined) {
     agent = new Agent({
-      connect: {
-        rejectUnauthorized: tls.verify,
-        ...(ca ? { ca } : {}),
-        ...(tls.cert ? { cert: tls.cert } : {}),
-        ...(tls.key ? { key: tls.key } : {}),
-        timeout: 30_000,
-      },
+      connect: { rejectUnauthorized: tls.verify, ...trustOptions(tls, extraFile), timeout: 30_000 },
       keepAliveTimeout: 10_000,
     });
     agents.set(key, agent);
   }
   return agent;
+}
+
+/** The TLS options that say what an agent's connections trust, and with which client certificate. */
+function trustOptions(
+  tls: Pick<HostTls, 'verify' | 'ca' | 'cert' | 'key'>,
+  extraFile: string | undefined,
+): { ca?: string[]; cert?: Buffer; key?: Buffer; secureContext?: SecureContext } {
+  const client = { ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}) };
+  if (!tls.verify) return { ca: [], ...client };
+  const own = tls.ca.map((c) => c.toString());
+  // Node's default store: its bundled roots, and NODE_EXTRA_CA_CERTS's when it loaded them itself.
+  if (own.length === 0 && extraFile === undefined) return client;
+  const extra = extraFile === undefined ? [] : extraCaCertificates(extraFile);
+  return { secureContext: createSecureContext({ ca: [...rootCertificates, ...extra, ...own], ...client }) };
 }
 
 /** Network error codes after which a request may succeed when tried again (containers/common's list). */

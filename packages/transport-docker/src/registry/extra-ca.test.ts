@@ -6,7 +6,7 @@ import { type RegistryServer, startRegistry } from '@img/testing';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { agentFor } from './client.js';
-import { deferredExtraCaKey, extraCaCertificates, extraCaFor } from './extra-ca.js';
+import { deferredExtraCaKey, extraCaCertificates, extraCaFileFor } from './extra-ca.js';
 
 const globals = globalThis as Record<symbol, unknown>;
 let dir: string;
@@ -45,21 +45,17 @@ describe('extraCaCertificates', () => {
   });
 });
 
-describe('extraCaFor', () => {
-  it("is empty when Node loaded NODE_EXTRA_CA_CERTS and the host has no CA (Node's store has them)", async () => {
-    const file = join(dir, 'env.pem');
-    await writeFile(file, rootCertificates[3] as string);
-    vi.stubEnv('NODE_EXTRA_CA_CERTS', file);
-    expect(extraCaFor([])).toEqual([]);
-    expect(extraCaFor([Buffer.from('host ca')])).toEqual([rootCertificates[3]]);
+describe('extraCaFileFor', () => {
+  it("is none when Node loaded NODE_EXTRA_CA_CERTS and the host has no CA (Node's store has them)", () => {
+    vi.stubEnv('NODE_EXTRA_CA_CERTS', '/x/env.pem');
+    expect(extraCaFileFor([])).toBeUndefined();
+    expect(extraCaFileFor([Buffer.from('host ca')])).toBe('/x/env.pem');
   });
 
-  it('is the deferred file when the launcher kept it from Node', async () => {
-    const file = join(dir, 'deferred.pem');
-    await writeFile(file, rootCertificates[4] as string);
+  it('is the deferred file when the launcher kept it from Node', () => {
     vi.stubEnv('NODE_EXTRA_CA_CERTS', undefined);
-    globals[deferredExtraCaKey] = file;
-    expect(extraCaFor([])).toEqual([rootCertificates[4]]);
+    globals[deferredExtraCaKey] = '/x/deferred.pem';
+    expect(extraCaFileFor([])).toBe('/x/deferred.pem');
   });
 });
 

@@ -22,7 +22,7 @@ const loaded = new Map<string, readonly string[]>();
 /**
  * The certificates (PEM) in a NODE_EXTRA_CA_CERTS file, read once per process. As Node does at
  * start: a file that cannot be read, or holds a certificate that does not parse, adds none and gives
- * one warning.
+ * one warning (OpenSSL would skip a bad block without a word).
  */
 export function extraCaCertificates(file: string): readonly string[] {
   let certs = loaded.get(file);
@@ -32,8 +32,7 @@ export function extraCaCertificates(file: string): readonly string[] {
       certs = text.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
       for (const pem of certs) new X509Certificate(pem);
     } catch (error) {
-      const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
-      process.emitWarning(`Ignoring extra certs from \`${file}\`, load failed: ${reason}`);
+      warnIgnored(file, (error as NodeJS.ErrnoException).code ?? (error as Error).message);
       certs = [];
     }
     loaded.set(file, certs);
@@ -41,14 +40,20 @@ export function extraCaCertificates(file: string): readonly string[] {
   return certs;
 }
 
+/** Node's own warning for an extra-certificates file it could not use. */
+export function warnIgnored(file: string, reason: string): void {
+  process.emitWarning(`Ignoring extra certs from \`${file}\`, load failed: ${reason}`);
+}
+
 /**
- * The certificates to trust besides Node's bundled roots and a host's own `ca`: NODE_EXTRA_CA_CERTS's,
- * which Node adds to its default store but not to a `ca` list given in full. Empty when Node loaded
- * them itself and the host has no CA of its own (the default store then has them).
+ * The NODE_EXTRA_CA_CERTS file whose certificates a verifying connection must add itself, beside
+ * Node's bundled roots and the host's own CA: the launcher's deferred file; or, when the host has a CA
+ * of its own (a `ca` list replaces Node's store, extras included), the variable's. Undefined when Node's
+ * default store does the job.
  */
-export function extraCaFor(hostCa: readonly unknown[]): readonly string[] {
+export function extraCaFileFor(hostCa: readonly unknown[]): string | undefined {
   const deferred = deferredExtraCaFile();
-  if (deferred !== undefined) return extraCaCertificates(deferred);
+  if (deferred !== undefined) return deferred;
   const file = process.env.NODE_EXTRA_CA_CERTS;
-  return hostCa.length > 0 && file ? extraCaCertificates(file) : [];
+  return hostCa.length > 0 && file ? file : undefined;
 }
