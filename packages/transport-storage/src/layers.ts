@@ -11,7 +11,7 @@ import {
   symlink,
   writeFile,
 } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type Digest, digestHex, ImgError } from '@img/core';
@@ -22,8 +22,6 @@ import type { LayerRecord, Store } from './store.js';
 
 /** containers/storage's overlay driver refuses deeper chains (1.43's maxDepth). */
 const maxOverlayDepth = 128;
-/** errno of a program not found (posix_spawn's answer for a missing `cp`). */
-const ENOENT = 2;
 
 /** The ID containers/image gives a layer: the diff ID for a base layer, else sha256(parent + "+" + diffID hex). */
 export function layerIdFor(parent: string | undefined, diffDigest: Digest): string {
@@ -54,7 +52,7 @@ async function copyTree(from: string, to: string, signal?: AbortSignal): Promise
       stderrPath,
       signal,
     ).catch((error: unknown) => {
-      if (error instanceof NativeError && error.errno === ENOENT) {
+      if (error instanceof NativeError && error.errno === constants.errno.ENOENT) {
         throw new ImgError('copying the parent layer failed: cp (GNU coreutils) was not found on PATH');
       }
       throw error;

@@ -202,9 +202,9 @@ function getSpawner(): Spawner {
     if (rc !== 0) throw new NativeError(what, rc);
   };
   spawner = {
-    spawnp: libc.func(
+    spawnp: fn(
       'int posix_spawnp(_Out_ int *pid, const char *file, const void *actions, const void *attr, const char **argv, const char **envp)',
-    ) as unknown as Spawner['spawnp'],
+    ),
     destroyActions: fn('int posix_spawn_file_actions_destroy(void *actions)'),
     destroyAttr: fn('int posix_spawnattr_destroy(void *attr)'),
     actions(stdin, stdout, stderr) {

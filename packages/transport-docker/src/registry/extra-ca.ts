@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 export const deferredExtraCaKey = Symbol.for('img.deferredExtraCaCerts');
 
 /** The NODE_EXTRA_CA_CERTS file whose certificates Node did not load at start, if any. */
-export function deferredExtraCaFile(): string | undefined {
+function deferredExtraCaFile(): string | undefined {
   const value = (globalThis as Record<symbol, unknown>)[deferredExtraCaKey];
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
@@ -32,17 +32,13 @@ export function extraCaCertificates(file: string): readonly string[] {
       certs = text.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
       for (const pem of certs) new X509Certificate(pem);
     } catch (error) {
-      warnIgnored(file, (error as NodeJS.ErrnoException).code ?? (error as Error).message);
+      const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+      process.emitWarning(`Ignoring extra certs from \`${file}\`, load failed: ${reason}`);
       certs = [];
     }
     loaded.set(file, certs);
   }
   return certs;
-}
-
-/** Node's own warning for an extra-certificates file it could not use. */
-export function warnIgnored(file: string, reason: string): void {
-  process.emitWarning(`Ignoring extra certs from \`${file}\`, load failed: ${reason}`);
 }
 
 /**
